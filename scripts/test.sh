@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Runs every test of doorman on a fresh machine: installs what the tests
+# need (Chromium, the npm OpenID Provider and browser driver, Python
+# packages for the examples), then `cargo test` on SQLite and PostgreSQL.
+#
+# PostgreSQL: DOORMAN_TEST_POSTGRES_URL (default: the local server,
+# postgres://postgres@127.0.0.1:5432/test). A server that cannot be reached
+# fails the run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
+command -v pg_config >/dev/null 2>&1 || missing+=(libpq-dev)
+command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-pip)
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing system packages: ${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+
+for dir in tests/idp tests/browser; do
+    if [ -f "$dir/package-lock.json" ]; then
+        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+    fi
+done
+
+if [ -f examples/python/requirements.txt ]; then
+    python3 -m pip install --quiet --disable-pip-version-check -r examples/python/requirements.txt
+fi
+
+export DOORMAN_TEST_POSTGRES_URL="${DOORMAN_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
+cargo test --locked "$@"

@@ -1,0 +1,149 @@
+//! API tokens for SDKs and scripts: `dmn_` + 256 random bits, shown once,
+//! stored as SHA-256, checked through a short per-instance cache.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde::Serialize;
+
+use super::{AuthError, Principal, ScopeSet, Via};
+use crate::crypto::{random_token, sha256_hex};
+use crate::db::{self, api_tokens::ApiTokenRow, users::UserView};
+use crate::state::AppState;
+
+/// The prefix that makes doorman tokens recognisable (secret scanners, logs).
+pub const PREFIX: &str = "dmn_";
+/// Longest name a token may have.
+pub const MAX_NAME: usize = 100;
+
+/// What an instance remembers of a valid token for `auth.cache_ttl`.
+#[derive(Debug)]
+pub struct CachedToken {
+    pub token_id: String,
+    pub scopes: ScopeSet,
+    pub expires_at: DateTime<Utc>,
+    pub user: UserView,
+}
+
+/// A freshly minted token; the only time its secret exists in clear.
+#[derive(Debug, Serialize)]
+pub struct NewToken {
+    pub id: String,
+    pub name: String,
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+    pub scopes: ScopeSet,
+}
+
+/// What a caller may ask of a new token.
+#[derive(Debug, Default)]
+pub struct TokenRequest {
+    pub name: Option<String>,
+    pub scopes: Option<ScopeSet>,
+    pub ttl: Option<Duration>,
+}
+
+/// Mints a token for `principal`, within what they hold and `api_token_ttl`.
+pub async fn create(state: &AppState, principal: &Principal, request: TokenRequest) -> Result<NewToken, AuthError> {
+    if !matches!(principal.via, Via::Cookie { .. }) {
+        return Err(AuthError::BrowserSessionRequired);
+    }
+    let held = principal.scopes;
+    let scopes = request.scopes.unwrap_or(held);
+    if scopes.is_empty() {
+        return Err(AuthError::InvalidInput("scopes must not be empty".into()));
+    }
+    if !scopes.is_subset_of(held) {
+        return Err(AuthError::Forbidden("a token cannot hold scopes its user does not hold".into()));
+    }
+    let max_ttl = state.settings.auth.api_token_ttl;
+    let ttl = request.ttl.unwrap_or(max_ttl);
+    if ttl > max_ttl {
+        return Err(AuthError::InvalidInput(format!("ttl must not exceed {}s", max_ttl.as_secs())));
+    }
+    let name = request.name.map(|n| n.trim().to_string()).unwrap_or_default();
+    if name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
+        return Err(AuthError::InvalidInput(format!("name must be at most {MAX_NAME} printable characters")));
+    }
+    let name = if name.is_empty() { "api-token-tap".to_string() } else { name };
+
+    let token = format!("{PREFIX}{}", random_token(32));
+    let now = db::now();
+    let expires_at = now + chrono::Duration::from_std(ttl).map_err(|e| AuthError::InvalidInput(e.to_string()))?;
+    let row = ApiTokenRow {
+        id: db::new_id(),
+        user_id: principal.user_id.clone(),
+        name: name.clone(),
+        token_hash: sha256_hex(&token),
+        scopes: scopes.to_string_list(),
+        created_at: now,
+        expires_at,
+        last_used_at: None,
+        revoked_at: None,
+    };
+    let id = row.id.clone();
+    state.db.run(move |conn| db::api_tokens::insert(conn, &row)).await?;
+    Ok(NewToken { id, name, token, expires_at: expires_at.and_utc(), scopes })
+}
+
+/// The caller presenting bearer `token`.
+pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, AuthError> {
+    if !token.starts_with(PREFIX) || token.len() > 200 {
+        return Err(AuthError::InvalidToken);
+    }
+    let hash = sha256_hex(token);
+    let entry = match state.token_cache.get(&hash) {
+        Some(entry) => entry,
+        None => {
+            let loaded = load(state, hash.clone()).await?;
+            let entry = Arc::new(loaded.ok_or(AuthError::InvalidToken)?);
+            state.token_cache.insert(hash, entry.clone());
+            entry
+        }
+    };
+    let now = Utc::now();
+    if entry.expires_at <= now {
+        return Err(AuthError::InvalidToken);
+    }
+    let user = &entry.user.user;
+    let valid_until = entry.user.valid_until.map(|v| v.and_utc());
+    if user.is_external && valid_until.is_none_or(|vu| vu <= now) {
+        return Err(AuthError::SignInAgain);
+    }
+    Ok(Principal {
+        user_id: user.id.clone(),
+        username: user.username.clone(),
+        email: user.email.clone(),
+        channel: user.channel.clone(),
+        is_admin: user.is_admin,
+        is_external: user.is_external,
+        valid_until,
+        // A token never holds more than its user holds now.
+        scopes: ScopeSet::from_iter(entry.scopes.iter().filter(|s| ScopeSet::for_user(user.is_admin).contains(*s))),
+        via: Via::Bearer { token_id: entry.token_id.clone() },
+    })
+}
+
+/// Reads a live token and its user, and records the use.
+async fn load(state: &AppState, hash: String) -> Result<Option<CachedToken>, AuthError> {
+    let found = state
+        .db
+        .run(move |conn| {
+            let Some(row) = db::api_tokens::find_by_hash(conn, &hash)? else { return Ok(None) };
+            let now: NaiveDateTime = db::now();
+            if row.revoked_at.is_some() || row.expires_at <= now {
+                return Ok(None);
+            }
+            let Some(user) = db::users::view_by_id(conn, &row.user_id)? else { return Ok(None) };
+            db::api_tokens::touch(conn, &row.id, now)?;
+            Ok(Some((row, user)))
+        })
+        .await?;
+    Ok(found.map(|(row, user)| CachedToken {
+        token_id: row.id,
+        scopes: ScopeSet::parse(&row.scopes).unwrap_or_default(),
+        expires_at: row.expires_at.and_utc(),
+        user,
+    }))
+}

@@ -1,0 +1,72 @@
+//! The cookies doorman sets: the access JWT, the opaque browser session and
+//! the CSRF token, with the attributes the settings call for.
+
+use actix_web::cookie::{time, Cookie, SameSite};
+
+use crate::config::Settings;
+
+pub const ACCESS: &str = "doorman_access";
+pub const SESSION: &str = "doorman_session";
+pub const CSRF: &str = "csrftoken";
+pub const CSRF_HEADER: &str = "X-CSRFToken";
+
+/// What a sign-in hands the browser.
+#[derive(Debug, Clone)]
+pub struct LoginCookies {
+    pub access_token: String,
+    pub session_token: String,
+    pub csrf_token: String,
+}
+
+fn base<'a>(settings: &Settings, name: &'a str, value: String, http_only: bool) -> Cookie<'a> {
+    let mut cookie = Cookie::build(name, value)
+        .path("/")
+        .http_only(http_only)
+        .secure(settings.server.secure_cookies())
+        .same_site(SameSite::Lax)
+        .finish();
+    if let Some(domain) = &settings.server.cookie_domain {
+        cookie.set_domain(domain.clone());
+    }
+    cookie
+}
+
+fn max_age(d: std::time::Duration) -> time::Duration {
+    time::Duration::seconds(i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+pub fn access(settings: &Settings, token: String) -> Cookie<'static> {
+    let mut c = base(settings, ACCESS, token, true);
+    c.set_max_age(max_age(settings.auth.access_ttl));
+    c
+}
+
+pub fn session(settings: &Settings, token: String) -> Cookie<'static> {
+    let mut c = base(settings, SESSION, token, true);
+    c.set_max_age(max_age(settings.auth.session_ttl));
+    c
+}
+
+pub fn csrf(settings: &Settings, token: String) -> Cookie<'static> {
+    let mut c = base(settings, CSRF, token, false);
+    c.set_max_age(max_age(settings.auth.session_ttl));
+    c
+}
+
+/// All three login cookies.
+pub fn login(settings: &Settings, issued: &LoginCookies) -> [Cookie<'static>; 3] {
+    [
+        access(settings, issued.access_token.clone()),
+        session(settings, issued.session_token.clone()),
+        csrf(settings, issued.csrf_token.clone()),
+    ]
+}
+
+/// Cookies that delete the login cookies.
+pub fn cleared(settings: &Settings) -> [Cookie<'static>; 3] {
+    [ACCESS, SESSION, CSRF].map(|name| {
+        let mut c = base(settings, name, String::new(), name != CSRF);
+        c.make_removal();
+        c
+    })
+}

@@ -1,0 +1,485 @@
+//! Settings: built-in defaults, then a TOML file, then `DOORMAN__SECTION__KEY`
+//! environment variables; parsed once and validated into rich types.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::crypto::SecretString;
+
+/// A configuration problem, printed as one line naming the key.
+#[derive(Debug, thiserror::Error)]
+#[error("config: {key}: {message}")]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { key: key.into(), message: message.into() }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The file format, as written by people.
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawSettings {
+    server: RawServer,
+    database: RawDatabase,
+    auth: RawAuth,
+    oidc: RawOidc,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawServer {
+    /// Address and port to listen on.
+    bind: String,
+    /// The origin users see; the OIDC redirect URI is `public_url + /oidc/callback`.
+    public_url: String,
+    /// Front ends served elsewhere: allowed as `next` targets and for CORS with credentials.
+    frontend_origins: Vec<String>,
+    /// Domain attribute of the cookies, e.g. `.example.com`; empty for host-only cookies.
+    cookie_domain: String,
+    /// Number of HTTP worker threads; 0 means one per core.
+    workers: usize,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8000".into(),
+            public_url: String::new(),
+            frontend_origins: Vec::new(),
+            cookie_domain: String::new(),
+            workers: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawDatabase {
+    /// `sqlite://FILE` or `postgres://user:pass@host/db`.
+    url: String,
+    /// Largest number of pooled connections.
+    pool_size: u32,
+}
+
+impl Default for RawDatabase {
+    fn default() -> Self {
+        Self { url: "sqlite://doorman.db".into(), pool_size: 8 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawAuth {
+    password_login: bool,
+    access_ttl: String,
+    session_ttl: String,
+    api_token_ttl: String,
+    external_validity: String,
+    /// How long an instance trusts its cached view of a session or bearer
+    /// token before reading the database again (the revocation delay
+    /// across instances).
+    cache_ttl: String,
+    /// How long before `valid_until` the background task refreshes a user.
+    refresh_ahead: String,
+    /// How often the background refresh task looks for due users.
+    refresh_interval: String,
+    /// Lifetime of the JWTs that `POST /token` issues.
+    service_token_ttl: String,
+    default_channel: String,
+    secret_key: Option<String>,
+}
+
+impl Default for RawAuth {
+    fn default() -> Self {
+        Self {
+            password_login: true,
+            access_ttl: "15m".into(),
+            session_ttl: "7d".into(),
+            api_token_ttl: "30d".into(),
+            external_validity: "24h".into(),
+            cache_ttl: "10s".into(),
+            refresh_ahead: "1h".into(),
+            refresh_interval: "30s".into(),
+            service_token_ttl: "5m".into(),
+            default_channel: "default".into(),
+            secret_key: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawOidc {
+    providers: Vec<RawProvider>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProvider {
+    id: String,
+    name: String,
+    issuer: String,
+    client_id: String,
+    #[serde(default)]
+    client_secret: Option<String>,
+    #[serde(default = "default_scopes")]
+    scopes: Vec<String>,
+}
+
+fn default_scopes() -> Vec<String> {
+    ["openid", "email", "profile", "offline_access"].map(String::from).to_vec()
+}
+
+// ---------------------------------------------------------------------------
+// The validated settings the program runs on.
+
+/// Everything doorman is configured with, validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub auth: AuthSettings,
+    pub providers: Vec<ProviderSettings>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub bind: SocketAddr,
+    /// Public origin, without a trailing slash.
+    pub public_url: Url,
+    pub frontend_origins: Vec<url::Origin>,
+    pub cookie_domain: Option<String>,
+    pub workers: usize,
+}
+
+impl ServerSettings {
+    /// `public_url` joined with an absolute path.
+    pub fn url_for(&self, path: &str) -> String {
+        format!("{}{}", self.public_url.as_str().trim_end_matches('/'), path)
+    }
+
+    /// Whether cookies must carry the `Secure` attribute.
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.scheme() == "https"
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub pool_size: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    pub password_login: bool,
+    pub access_ttl: Duration,
+    pub session_ttl: Duration,
+    pub api_token_ttl: Duration,
+    pub external_validity: Duration,
+    pub cache_ttl: Duration,
+    pub refresh_ahead: Duration,
+    pub refresh_interval: Duration,
+    pub service_token_ttl: Duration,
+    pub default_channel: String,
+    pub secret_key: SecretString,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProviderSettings {
+    pub id: String,
+    pub name: String,
+    pub issuer: Url,
+    pub client_id: String,
+    pub client_secret: Option<SecretString>,
+    pub scopes: Vec<String>,
+}
+
+impl Settings {
+    /// Reads defaults, then `file` (when given), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        Self::load_from(file, Env::prefixed("DOORMAN__").split("__"))
+    }
+
+    /// Like [`Settings::load`] from a TOML text, without the environment (for tests).
+    pub fn from_toml(text: &str) -> Result<Settings, ConfigError> {
+        let figment = Figment::from(Serialized::defaults(RawSettings::default())).merge(Toml::string(text));
+        Self::from_figment(figment, None)
+    }
+
+    fn load_from(file: Option<&Path>, env: Env) -> Result<Settings, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(RawSettings::default()));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError::new("--config", format!("no such file {}", path.display())));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        Self::from_figment(figment.merge(env), file)
+    }
+
+    fn from_figment(figment: Figment, _file: Option<&Path>) -> Result<Settings, ConfigError> {
+        let raw: RawSettings = figment.extract().map_err(figment_error)?;
+        raw.validate()
+    }
+}
+
+fn figment_error(err: figment::Error) -> ConfigError {
+    use figment::error::Kind;
+    let mut key = err.path.join(".");
+    let message = match &err.kind {
+        Kind::UnknownField(field, _) => {
+            push_field(&mut key, &err.path, field);
+            "unknown key".to_string()
+        }
+        Kind::MissingField(field) => {
+            push_field(&mut key, &err.path, field);
+            "missing".to_string()
+        }
+        other => other.to_string(),
+    };
+    if key.is_empty() {
+        key = "file".into();
+    }
+    ConfigError::new(key, message)
+}
+
+fn push_field(key: &mut String, path: &[String], field: &str) {
+    if path.last().map(String::as_str) != Some(field) {
+        if !key.is_empty() {
+            key.push('.');
+        }
+        key.push_str(field);
+    }
+}
+
+/// Parses `90s`, `15m`, `24h`, `7d`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let invalid = || format!("invalid duration {text:?} (write e.g. 90s, 15m, 24h, 7d)");
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(invalid)?;
+    let (digits, unit) = text.split_at(split);
+    let n: u64 = digits.parse().map_err(|_| invalid())?;
+    let seconds = match unit {
+        "s" => n,
+        "m" => n.checked_mul(60).ok_or_else(invalid)?,
+        "h" => n.checked_mul(3600).ok_or_else(invalid)?,
+        "d" => n.checked_mul(86_400).ok_or_else(invalid)?,
+        _ => return Err(invalid()),
+    };
+    if seconds == 0 {
+        return Err(format!("duration {text:?} must be more than zero"));
+    }
+    Ok(Duration::from_secs(seconds))
+}
+
+fn duration(key: &str, text: &str) -> Result<Duration, ConfigError> {
+    parse_duration(text).map_err(|m| ConfigError::new(key, m))
+}
+
+fn http_url(key: &str, text: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(text).map_err(|e| ConfigError::new(key, format!("invalid URL {text:?}: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(ConfigError::new(key, format!("invalid URL {text:?}: not an http(s) URL")));
+    }
+    Ok(url)
+}
+
+impl RawSettings {
+    fn validate(self) -> Result<Settings, ConfigError> {
+        let bind: SocketAddr = self
+            .server
+            .bind
+            .parse()
+            .map_err(|_| ConfigError::new("server.bind", format!("invalid address {:?}", self.server.bind)))?;
+        let public_url = if self.server.public_url.is_empty() {
+            let host = if bind.ip().is_unspecified() { "127.0.0.1".to_string() } else { bind.ip().to_string() };
+            http_url("server.public_url", &format!("http://{host}:{}", bind.port()))?
+        } else {
+            http_url("server.public_url", &self.server.public_url)?
+        };
+        let frontend_origins = self
+            .server
+            .frontend_origins
+            .iter()
+            .map(|o| http_url("server.frontend_origins", o).map(|u| u.origin()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let cookie_domain = Some(self.server.cookie_domain.trim().to_string()).filter(|d| !d.is_empty());
+
+        let db_url = self.database.url.trim().to_string();
+        if !(db_url.starts_with("sqlite://") || db_url.starts_with("postgres://") || db_url.starts_with("postgresql://")) {
+            return Err(ConfigError::new("database.url", format!("unsupported URL {db_url:?}: use sqlite://FILE or postgres://...")));
+        }
+        if self.database.pool_size == 0 {
+            return Err(ConfigError::new("database.pool_size", "must be at least 1"));
+        }
+
+        let a = &self.auth;
+        if a.default_channel.trim().is_empty() {
+            return Err(ConfigError::new("auth.default_channel", "must not be empty"));
+        }
+        let secret_key = match &a.secret_key {
+            Some(key) if key.len() < 32 => {
+                return Err(ConfigError::new("auth.secret_key", "must be at least 32 characters"))
+            }
+            Some(key) => SecretString::new(key.clone()),
+            None => development_key(&db_url)?,
+        };
+        let auth = AuthSettings {
+            password_login: a.password_login,
+            access_ttl: duration("auth.access_ttl", &a.access_ttl)?,
+            session_ttl: duration("auth.session_ttl", &a.session_ttl)?,
+            api_token_ttl: duration("auth.api_token_ttl", &a.api_token_ttl)?,
+            external_validity: duration("auth.external_validity", &a.external_validity)?,
+            cache_ttl: duration("auth.cache_ttl", &a.cache_ttl)?,
+            refresh_ahead: duration("auth.refresh_ahead", &a.refresh_ahead)?,
+            refresh_interval: duration("auth.refresh_interval", &a.refresh_interval)?,
+            service_token_ttl: duration("auth.service_token_ttl", &a.service_token_ttl)?,
+            default_channel: a.default_channel.trim().to_string(),
+            secret_key,
+        };
+
+        let mut providers: Vec<ProviderSettings> = Vec::new();
+        for (i, p) in self.oidc.providers.into_iter().enumerate() {
+            let key = |field: &str| format!("oidc.providers[{i}].{field}");
+            if p.id.is_empty() || !p.id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+                return Err(ConfigError::new(key("id"), format!("invalid id {:?}: use [a-z0-9-]+", p.id)));
+            }
+            if providers.iter().any(|q| q.id == p.id) {
+                return Err(ConfigError::new(key("id"), format!("duplicate id {:?}", p.id)));
+            }
+            if p.name.trim().is_empty() {
+                return Err(ConfigError::new(key("name"), "must not be empty"));
+            }
+            if p.client_id.is_empty() {
+                return Err(ConfigError::new(key("client_id"), "must not be empty"));
+            }
+            if !p.scopes.iter().any(|s| s == "openid") {
+                return Err(ConfigError::new(key("scopes"), "must include \"openid\""));
+            }
+            providers.push(ProviderSettings {
+                issuer: http_url(&key("issuer"), &p.issuer)?,
+                id: p.id,
+                name: p.name,
+                client_id: p.client_id,
+                client_secret: p.client_secret.filter(|s| !s.is_empty()).map(SecretString::new),
+                scopes: p.scopes,
+            });
+        }
+
+        Ok(Settings {
+            server: ServerSettings { bind, public_url, frontend_origins, cookie_domain, workers: self.server.workers },
+            database: DatabaseSettings { url: db_url, pool_size: self.database.pool_size },
+            auth,
+            providers,
+        })
+    }
+}
+
+/// The key used when none is configured: made once and kept in a 0600 file
+/// beside the SQLite database. PostgreSQL deployments share one database
+/// between instances, so there the key must be configured.
+fn development_key(db_url: &str) -> Result<SecretString, ConfigError> {
+    let Some(path) = db_url.strip_prefix("sqlite://") else {
+        return Err(ConfigError::new("auth.secret_key", "required with a PostgreSQL database (every instance must share it)"));
+    };
+    let key_path = PathBuf::from(format!("{path}.secret_key"));
+    let fail = |e: std::io::Error| ConfigError::new("auth.secret_key", format!("development key file {}: {e}", key_path.display()));
+    if let Ok(existing) = std::fs::read_to_string(&key_path) {
+        let existing = existing.trim().to_string();
+        if existing.len() >= 32 {
+            log::warn!("auth.secret_key is not set: using the development key in {}", key_path.display());
+            return Ok(SecretString::new(existing));
+        }
+    }
+    let key = crate::crypto::random_token(48);
+    write_private_file(&key_path, &key).map_err(fail)?;
+    log::warn!("auth.secret_key is not set: made a development key in {}", key_path.display());
+    Ok(SecretString::new(key))
+}
+
+fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(604_800)));
+        assert!(parse_duration("15 minutes").is_err());
+        assert!(parse_duration("m").is_err());
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("99999999999999999999d").is_err());
+    }
+
+    const KEY: &str = "secret_key = \"0123456789abcdef0123456789abcdef\"";
+
+    #[test]
+    fn bad_duration_names_the_key() {
+        let err = Settings::from_toml(&format!("[auth]\n{KEY}\naccess_ttl = \"15 minutes\"")).unwrap_err();
+        assert_eq!(err.to_string(), "config: auth.access_ttl: invalid duration \"15 minutes\" (write e.g. 90s, 15m, 24h, 7d)");
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = Settings::from_toml(&format!("[auth]\n{KEY}\nbogus = 1")).unwrap_err();
+        assert_eq!(err.to_string(), "config: auth.bogus: unknown key");
+    }
+
+    #[test]
+    fn bad_issuer_url_is_named() {
+        let text = format!("[auth]\n{KEY}\n[[oidc.providers]]\nid = \"a\"\nname = \"A\"\nissuer = \"not a url\"\nclient_id = \"c\"");
+        let err = Settings::from_toml(&text).unwrap_err();
+        assert!(err.to_string().starts_with("config: oidc.providers[0].issuer: invalid URL"), "{err}");
+    }
+
+    #[test]
+    fn defaults_need_no_file() {
+        let s = Settings::from_toml(&format!("[auth]\n{KEY}")).unwrap();
+        assert_eq!(s.server.bind.to_string(), "127.0.0.1:8000");
+        assert_eq!(s.server.public_url.as_str(), "http://127.0.0.1:8000/");
+        assert_eq!(s.auth.access_ttl, Duration::from_secs(900));
+        assert!(s.auth.password_login);
+        assert_eq!(s.database.url, "sqlite://doorman.db");
+    }
+
+    #[test]
+    fn environment_wins_over_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("d.toml", &format!("[auth]\n{KEY}\naccess_ttl = \"5m\"\n[database]\nurl = \"sqlite://a.db\""))?;
+            jail.set_env("DOORMAN__AUTH__ACCESS_TTL", "7m");
+            let s = Settings::load(Some(Path::new("d.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(s.auth.access_ttl, Duration::from_secs(420));
+            assert_eq!(s.database.url, "sqlite://a.db");
+            Ok(())
+        });
+    }
+}

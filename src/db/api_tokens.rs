@@ -1,0 +1,52 @@
+//! The `api_tokens` table: bearer tokens for SDKs, stored by hash.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::api_tokens;
+use super::DbConnection;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, Identifiable)]
+#[diesel(table_name = api_tokens)]
+pub struct ApiTokenRow {
+    pub id: String,
+    pub user_id: String,
+    pub name: String,
+    pub token_hash: String,
+    pub scopes: String,
+    pub created_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+    pub last_used_at: Option<NaiveDateTime>,
+    pub revoked_at: Option<NaiveDateTime>,
+}
+
+pub fn insert(conn: &mut DbConnection, row: &ApiTokenRow) -> QueryResult<()> {
+    diesel::insert_into(api_tokens::table).values(row).execute(conn).map(|_| ())
+}
+
+pub fn find_by_hash(conn: &mut DbConnection, hash: &str) -> QueryResult<Option<ApiTokenRow>> {
+    api_tokens::table.filter(api_tokens::token_hash.eq(hash)).select(ApiTokenRow::as_select()).first(conn).optional()
+}
+
+pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<ApiTokenRow>> {
+    api_tokens::table.find(id).select(ApiTokenRow::as_select()).first(conn).optional()
+}
+
+/// Tokens of one user (or everyone's), newest first, revoked ones left out.
+pub fn list(conn: &mut DbConnection, user_id: Option<&str>) -> QueryResult<Vec<ApiTokenRow>> {
+    let mut query = api_tokens::table.filter(api_tokens::revoked_at.is_null()).into_boxed();
+    if let Some(user_id) = user_id {
+        query = query.filter(api_tokens::user_id.eq(user_id.to_string()));
+    }
+    query.order(api_tokens::created_at.desc()).select(ApiTokenRow::as_select()).load(conn)
+}
+
+pub fn revoke(conn: &mut DbConnection, id: &str) -> QueryResult<usize> {
+    diesel::update(api_tokens::table.find(id).filter(api_tokens::revoked_at.is_null()))
+        .set(api_tokens::revoked_at.eq(Some(super::now())))
+        .execute(conn)
+}
+
+pub fn touch(conn: &mut DbConnection, id: &str, at: NaiveDateTime) -> QueryResult<usize> {
+    diesel::update(api_tokens::table.find(id)).set(api_tokens::last_used_at.eq(Some(at))).execute(conn)
+}

@@ -1,0 +1,183 @@
+//! Storage: one diesel connection type over SQLite and PostgreSQL, a pool,
+//! embedded migrations, and [`Db::run`], which keeps every query off the
+//! async executor.
+
+pub mod api_tokens;
+pub mod clients;
+pub mod identities;
+pub mod oidc_states;
+pub mod schema;
+pub mod sessions;
+pub mod signing_keys;
+pub mod users;
+
+use std::time::Duration;
+
+use diesel::prelude::*;
+use diesel::r2d2::{self, ManageConnection};
+use diesel::{PgConnection, SqliteConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+
+/// A connection to either backend; the URL scheme picks the variant.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Postgresql(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+/// Which database doorman runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("no database connection available")]
+    Pool(#[source] r2d2::PoolError),
+    #[error("query failed")]
+    Query(#[from] diesel::result::Error),
+    #[error("blocking task failed")]
+    Blocking,
+}
+
+impl DbError {
+    /// Whether this is a unique-constraint violation (a conflict, not a fault).
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(
+            self,
+            DbError::Query(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _))
+        )
+    }
+}
+
+/// Opens connections for the pool, with per-backend settings.
+#[derive(Debug)]
+pub struct Manager {
+    url: String,
+    backend: Backend,
+}
+
+impl ManageConnection for Manager {
+    type Connection = DbConnection;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<DbConnection, r2d2::Error> {
+        match self.backend {
+            Backend::Postgres => PgConnection::establish(&self.url)
+                .map(DbConnection::Postgresql)
+                .map_err(r2d2::Error::ConnectionError),
+            Backend::Sqlite => {
+                let mut conn = SqliteConnection::establish(&self.url).map_err(r2d2::Error::ConnectionError)?;
+                for pragma in [
+                    "PRAGMA journal_mode = WAL",
+                    "PRAGMA synchronous = NORMAL",
+                    "PRAGMA foreign_keys = ON",
+                    "PRAGMA busy_timeout = 10000",
+                ] {
+                    diesel::sql_query(pragma).execute(&mut conn).map_err(r2d2::Error::QueryError)?;
+                }
+                Ok(DbConnection::Sqlite(conn))
+            }
+        }
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), r2d2::Error> {
+        diesel::sql_query("SELECT 1").execute(conn).map(|_| ()).map_err(r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
+        false
+    }
+}
+
+/// The connection pool, cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    pool: r2d2::Pool<Manager>,
+    backend: Backend,
+}
+
+impl Db {
+    /// Opens a pool for `url` (`sqlite://FILE` or `postgres://...`) and
+    /// applies the pending migrations.
+    pub fn connect(url: &str, pool_size: u32) -> anyhow::Result<Db> {
+        use anyhow::Context;
+        let (backend, target) = match url.strip_prefix("sqlite://") {
+            Some(path) => (Backend::Sqlite, path.to_string()),
+            None => (Backend::Postgres, url.to_string()),
+        };
+        let pool = r2d2::Pool::builder()
+            .max_size(pool_size)
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(10))
+            .test_on_check_out(false)
+            .build(Manager { url: target, backend })
+            .with_context(|| format!("cannot open the {backend:?} database"))?;
+        let db = Db { pool, backend };
+        let mut conn = db.pool.get().context("cannot connect to the database")?;
+        migrate(&mut conn).map_err(|e| anyhow::anyhow!("migrations failed: {e}"))?;
+        Ok(db)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Runs `f` with a pooled connection on the blocking thread pool.
+    pub async fn run<F, T>(&self, f: F) -> Result<T, DbError>
+    where
+        F: FnOnce(&mut DbConnection) -> QueryResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        actix_web::web::block(move || {
+            let mut conn = pool.get().map_err(DbError::Pool)?;
+            f(&mut conn).map_err(DbError::from)
+        })
+        .await
+        .map_err(|_| DbError::Blocking)?
+    }
+
+    /// A connection for synchronous callers (the command line).
+    pub fn get(&self) -> Result<r2d2::PooledConnection<Manager>, DbError> {
+        self.pool.get().map_err(DbError::Pool)
+    }
+}
+
+/// Applies the pending migrations of the connection's backend.
+pub fn migrate(conn: &mut DbConnection) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    match conn {
+        DbConnection::Postgresql(pg) => pg.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ()),
+        DbConnection::Sqlite(lite) => lite.run_pending_migrations(SQLITE_MIGRATIONS).map(|_| ()),
+    }
+}
+
+/// The current time as stored: UTC, microsecond precision.
+pub fn now() -> chrono::NaiveDateTime {
+    let now = chrono::Utc::now().naive_utc();
+    // PostgreSQL keeps microseconds; trimming here makes values compare equal after a round trip.
+    now.with_nanosecond_micros()
+}
+
+trait MicrosOnly {
+    fn with_nanosecond_micros(self) -> Self;
+}
+
+impl MicrosOnly for chrono::NaiveDateTime {
+    fn with_nanosecond_micros(self) -> Self {
+        use chrono::Timelike;
+        let nanos = self.nanosecond() / 1000 * 1000;
+        self.with_nanosecond(nanos).unwrap_or(self)
+    }
+}
+
+/// A fresh UUID as stored.
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}

@@ -1,0 +1,108 @@
+//! The tables, the same on SQLite and PostgreSQL (see migrations/).
+
+diesel::table! {
+    users (id) {
+        id -> Text,
+        username -> Text,
+        email -> Nullable<Text>,
+        display_name -> Nullable<Text>,
+        password_hash -> Nullable<Text>,
+        is_admin -> Bool,
+        is_external -> Bool,
+        channel -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    external_identities (id) {
+        id -> Text,
+        user_id -> Text,
+        provider_id -> Text,
+        issuer -> Text,
+        subject -> Text,
+        valid_until -> Timestamp,
+        refresh_token_enc -> Nullable<Text>,
+        refresh_state -> Text,
+        refresh_failures -> Integer,
+        next_refresh_at -> Nullable<Timestamp>,
+        lease_until -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> Text,
+        user_id -> Text,
+        token_hash -> Text,
+        provider_id -> Nullable<Text>,
+        provider_sid -> Nullable<Text>,
+        id_token_enc -> Nullable<Text>,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    api_tokens (id) {
+        id -> Text,
+        user_id -> Text,
+        name -> Text,
+        token_hash -> Text,
+        scopes -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    clients (id) {
+        id -> Text,
+        name -> Text,
+        secret_hash -> Text,
+        scopes -> Text,
+        claims -> Text,
+        created_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    signing_keys (kid) {
+        kid -> Text,
+        alg -> Text,
+        private_key_enc -> Text,
+        public_jwk -> Text,
+        created_at -> Timestamp,
+        active_from -> Timestamp,
+        retired_at -> Nullable<Timestamp>,
+        publish_until -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    used_oidc_states (state_hash) {
+        state_hash -> Text,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(external_identities -> users (user_id));
+diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(api_tokens -> users (user_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    external_identities,
+    sessions,
+    api_tokens,
+    clients,
+    signing_keys,
+    used_oidc_states,
+);

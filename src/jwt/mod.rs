@@ -1,0 +1,3 @@
+//! doorman's own signed JWTs for other services, and their public keys.
+
+pub mod keys;

@@ -1,0 +1,58 @@
+//! The route table: every endpoint, and the scope it needs, in one place.
+
+mod health;
+mod info;
+mod me;
+mod pages;
+mod users;
+
+use actix_cors::Cors;
+use actix_web::http::header;
+use actix_web::{web, HttpRequest};
+
+use crate::auth::guard::require;
+use crate::auth::Scope;
+use crate::config::Settings;
+use crate::error::ApiError;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(health::check))
+        .route("/info", web::get().to(info::show))
+        // Pages.
+        .route("/", web::get().to(pages::home))
+        .route("/login", web::get().to(pages::login))
+        // Browser sessions (the session cookie; CSRF checked inside).
+        .route("/me/login", web::post().to(me::login))
+        .route("/me/refresh", web::post().to(me::refresh))
+        .route("/me/logout", web::post().to(me::logout))
+        // API: cookie or bearer, with the scope each needs.
+        .service(web::resource("/me").wrap(require(Scope::Account)).get(me::show))
+        .service(web::resource("/users").wrap(require(Scope::UsersRead)).get(users::list))
+        .service(
+            // The user themself (account) or an admin (users:admin, checked inside).
+            web::resource("/users/{username}/password").wrap(require(Scope::Account)).put(users::set_password),
+        )
+        .default_service(web::to(not_found));
+}
+
+async fn not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::not_found(format!("no such endpoint: {} {}", req.method(), req.path())))
+}
+
+/// CORS with credentials for `server.frontend_origins`; other origins get no
+/// CORS headers (the browser then refuses), not an error.
+pub fn cors(settings: &Settings) -> Cors {
+    let mut cors = Cors::default()
+        .allowed_methods(["GET", "POST", "PUT", "DELETE"])
+        .allowed_headers([header::CONTENT_TYPE, header::AUTHORIZATION, header::HeaderName::from_static("x-csrftoken")])
+        .supports_credentials()
+        .block_on_origin_mismatch(false)
+        .max_age(3600);
+    for origin in &settings.server.frontend_origins {
+        cors = cors.allowed_origin(&origin.ascii_serialization());
+    }
+    cors
+}
+
+/// `Cache-Control: no-store` for responses carrying credentials.
+pub(crate) const NO_STORE: (header::HeaderName, &str) = (header::CACHE_CONTROL, "no-store");

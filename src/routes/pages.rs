@@ -1,0 +1,55 @@
+//! The server-rendered pages: `/login` and the signed-in page at `/`.
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+
+use crate::auth::principal;
+use crate::error::ApiError;
+use crate::oidc::next_path::NextTarget;
+use crate::routes::info::auth_methods;
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    next: Option<String>,
+}
+
+fn html(body: String) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header(super::NO_STORE)
+        .insert_header(("X-Frame-Options", "DENY"))
+        .insert_header(("Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; frame-ancestors 'none'"))
+        .body(body)
+}
+
+pub async fn login(state: web::Data<AppState>, query: web::Query<LoginQuery>) -> Result<HttpResponse, ApiError> {
+    let next = query
+        .next
+        .as_deref()
+        .and_then(|n| NextTarget::parse(n, &state.settings).ok())
+        .map(|n| n.into_string())
+        .unwrap_or_else(|| "/".to_string());
+    let methods = auth_methods(&state);
+    let page = state
+        .templates
+        .render("login.html", minijinja::context! { password => methods.password, providers => methods.oidc, next => next })
+        .map_err(|e| crate::error::internal(&e))?;
+    Ok(html(page))
+}
+
+/// The signed-in page, or a redirect to `/login`.
+pub async fn home(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let Ok(who) = principal::authenticate(&req, &state).await else {
+        return Ok(HttpResponse::Found().insert_header((header::LOCATION, "/login")).finish());
+    };
+    let page = state
+        .templates
+        .render(
+            "signed_in.html",
+            minijinja::context! { username => who.username, email => who.email, is_external => who.is_external },
+        )
+        .map_err(|e| crate::error::internal(&e))?;
+    Ok(html(page))
+}

@@ -1,0 +1,71 @@
+//! `Application::build(settings)`: open the database, bind the listener and
+//! assemble the HTTP server; the binary and the tests both start it here.
+
+use std::net::TcpListener;
+
+use actix_web::dev::Server;
+use actix_web::middleware::{Compress, Logger};
+use actix_web::{web, App, HttpServer};
+use anyhow::Context;
+
+use crate::config::Settings;
+use crate::db::Db;
+use crate::routes;
+use crate::state::AppState;
+
+/// A built, bound, not yet running doorman.
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let db_url = settings.database.url.clone();
+        let pool_size = settings.database.pool_size;
+        let db = web::block(move || Db::connect(&db_url, pool_size)).await.context("database setup")??;
+        let listener = TcpListener::bind(settings.server.bind)
+            .with_context(|| format!("cannot listen on {}", settings.server.bind))?;
+        let port = listener.local_addr()?.port();
+        let workers = settings.server.workers;
+        let state = web::Data::new(AppState::new(settings, db)?);
+        crate::jwt::keys::ensure_signing_key(&state).await.context("signing keys")?;
+        crate::oidc::start_background_tasks(state.clone());
+
+        let app_state = state.clone();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(app_state.clone())
+                .app_data(web::JsonConfig::default().limit(64 * 1024).error_handler(crate::error::json_error))
+                .app_data(web::QueryConfig::default().error_handler(crate::error::query_error))
+                .app_data(web::PathConfig::default().error_handler(crate::error::path_error))
+                .app_data(web::FormConfig::default().limit(64 * 1024).error_handler(crate::error::form_error))
+                .wrap(routes::cors(&app_state.settings))
+                .wrap(Compress::default())
+                // %U: the path only; the OIDC callback's query carries the code.
+                .wrap(Logger::new("%a %{method}xi %U %s %b %Dms").custom_request_replace("method", |req| req.method().to_string()))
+                .configure(routes::configure)
+        })
+        .listen(listener)?;
+        if workers > 0 {
+            server = server.workers(workers);
+        }
+        let server = server.run();
+        Ok(Application { port, server, state })
+    }
+
+    /// The port the server listens on (useful with `bind = "127.0.0.1:0"`).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The shared state, for tests that look inside.
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    pub async fn run(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

@@ -1,0 +1,232 @@
+#![allow(dead_code)]
+//! The test harness: doorman started on a random port against a temporary
+//! SQLite file or a fresh PostgreSQL database, and a client that keeps
+//! cookies and never follows redirects.
+
+use std::sync::Arc;
+
+use actix_web::web;
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use doorman::config::Settings;
+use doorman::startup::Application;
+use doorman::state::AppState;
+use reqwest::cookie::{CookieStore, Jar};
+use reqwest::{Response, StatusCode};
+use serde_json::Value;
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs an async test body once per backend, as two test functions.
+#[macro_export]
+macro_rules! both_backends {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::helpers::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::helpers::Backend::Postgres).await
+            }
+        }
+    };
+}
+
+pub const SECRET_KEY: &str = "test-secret-key-0123456789abcdef-0123456789";
+
+fn init_logging() {
+    if std::env::var("TEST_LOG").is_ok() {
+        let _ = env_logger::builder().is_test(true).filter_level(log::LevelFilter::Debug).try_init();
+    }
+}
+
+/// A fresh database URL for `backend`; the returned guard keeps a temp dir alive.
+pub fn fresh_database(backend: Backend) -> (String, Option<tempfile::TempDir>) {
+    match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let url = format!("sqlite://{}", dir.path().join("doorman.db").display());
+            (url, Some(dir))
+        }
+        Backend::Postgres => (fresh_postgres_database(), None),
+    }
+}
+
+/// Creates a new, empty PostgreSQL database from `DOORMAN_TEST_POSTGRES_URL`.
+/// Without that variable the test fails, unless `DOORMAN_TEST_SKIP_POSTGRES=1`
+/// asks to skip (then it panics with a message saying so, never a silent pass).
+pub fn fresh_postgres_database() -> String {
+    let admin_url = match std::env::var("DOORMAN_TEST_POSTGRES_URL") {
+        Ok(url) => url,
+        Err(_) => panic!(
+            "DOORMAN_TEST_POSTGRES_URL is not set: PostgreSQL tests need a server \
+             (e.g. DOORMAN_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test); \
+             to leave them out run `cargo test -- --skip postgres`"
+        ),
+    };
+    let name = format!("doorman_test_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = PgConnection::establish(&admin_url)
+        .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at DOORMAN_TEST_POSTGRES_URL: {e}"));
+    diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut conn).expect("create database");
+    let mut url = url::Url::parse(&admin_url).expect("DOORMAN_TEST_POSTGRES_URL is a URL");
+    url.set_path(&name);
+    url.to_string()
+}
+
+/// Settings for a test app: port 0, the given database, a fixed key.
+pub fn test_settings(db_url: &str, extra_toml: &str) -> Settings {
+    let text = format!(
+        "[server]\nbind = \"127.0.0.1:0\"\nworkers = 1\n[database]\nurl = \"{db_url}\"\npool_size = 4\n[auth]\nsecret_key = \"{SECRET_KEY}\"\n{extra_toml}"
+    );
+    Settings::from_toml(&text).unwrap_or_else(|e| panic!("test settings: {e}"))
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub backend: Backend,
+    pub db_url: String,
+    pub client: reqwest::Client,
+    pub jar: Arc<Jar>,
+    pub state: web::Data<AppState>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// Starts doorman on `backend` with default settings.
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// Starts doorman on `backend`, letting the test adjust the settings
+/// (`settings.server.public_url` is set to the bound address afterwards
+/// unless the test changed it).
+pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    let (db_url, dir) = fresh_database(backend);
+    spawn_app_on(backend, db_url, dir, adjust).await
+}
+
+pub async fn spawn_app_on(
+    backend: Backend,
+    db_url: String,
+    dir: Option<tempfile::TempDir>,
+    adjust: impl FnOnce(&mut Settings),
+) -> TestApp {
+    init_logging();
+    let mut settings = test_settings(&db_url, "");
+    // Reserve a port so public_url is known before the app starts.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    settings.server.bind = format!("127.0.0.1:{port}").parse().unwrap();
+    settings.server.public_url = format!("http://127.0.0.1:{port}").parse().unwrap();
+    adjust(&mut settings);
+    let app = Application::build(settings).await.expect("application builds");
+    let port = app.port();
+    let state = app.state();
+    tokio::spawn(app.run());
+    let jar = Arc::new(Jar::default());
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        backend,
+        db_url,
+        client: client_with(jar.clone()),
+        jar,
+        state,
+        _dir: dir,
+    }
+}
+
+/// A client that keeps cookies in `jar` and never follows redirects.
+pub fn client_with(jar: Arc<Jar>) -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_provider(jar)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        if path.starts_with("http") { path.to_string() } else { format!("{}{}", self.address, path) }
+    }
+
+    /// The value of cookie `name` in the client's jar.
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        let url: url::Url = self.address.parse().unwrap();
+        let header = self.jar.cookies(&url)?;
+        header.to_str().ok()?.split("; ").find_map(|pair| {
+            let (k, v) = pair.split_once('=')?;
+            (k == name).then(|| v.to_string())
+        })
+    }
+
+    fn with_csrf(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self.cookie("csrftoken") {
+            Some(token) => request.header("X-CSRFToken", token),
+            None => request,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client.get(self.url(path)).send().await.expect("request")
+    }
+
+    pub async fn get_bearer(&self, path: &str, token: &str) -> Response {
+        reqwest::Client::new().get(self.url(path)).bearer_auth(token).send().await.expect("request")
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Response {
+        self.with_csrf(self.client.post(self.url(path)).json(body)).send().await.expect("request")
+    }
+
+    pub async fn post_empty(&self, path: &str) -> Response {
+        self.with_csrf(self.client.post(self.url(path))).send().await.expect("request")
+    }
+
+    pub async fn put_json(&self, path: &str, body: &Value) -> Response {
+        self.with_csrf(self.client.put(self.url(path)).json(body)).send().await.expect("request")
+    }
+
+    pub async fn delete(&self, path: &str) -> Response {
+        self.with_csrf(self.client.delete(self.url(path))).send().await.expect("request")
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> Response {
+        self.post_json("/me/login", &serde_json::json!({"username": username, "password": password})).await
+    }
+
+    /// Creates a local user directly in the database.
+    pub fn create_user(&self, name: &str, password: &str, admin: bool) {
+        let mut conn = self.state.db.get().expect("connection");
+        doorman::accounts::create_local_user(&mut conn, name, password, Some(&format!("{name}@example.com")), admin, "default")
+            .expect("create user");
+    }
+
+    pub async fn user_count(&self) -> i64 {
+        self.state.db.run(doorman::db::users::count).await.expect("count users")
+    }
+
+    /// A second client on the same app, with its own cookies.
+    pub fn new_browser(&self) -> (reqwest::Client, Arc<Jar>) {
+        let jar = Arc::new(Jar::default());
+        (client_with(jar.clone()), jar)
+    }
+}
+
+/// Asserts status and error code of a SPEC-shaped error response.
+pub async fn assert_error(response: Response, status: u16, code: &str) -> Value {
+    let got = response.status();
+    let text = response.text().await.unwrap_or_default();
+    assert_eq!(got, StatusCode::from_u16(status).unwrap(), "body: {text}");
+    let body: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("error body is not JSON: {text}"));
+    assert_eq!(body["error"], code, "body: {text}");
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "message missing: {text}");
+    body
+}

@@ -1,0 +1,9 @@
+//! doorman's integration tests: one binary, the app started for real.
+
+mod helpers;
+
+mod bad_input;
+mod cli;
+mod migrations;
+mod session;
+mod users;
