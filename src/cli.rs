@@ -34,6 +34,24 @@ pub enum Command {
         #[arg(long)]
         email: Option<String>,
     },
+    /// Create a machine client for `POST /token` (client credentials); prints its id and secret once.
+    CreateClient {
+        name: String,
+        /// Scopes its tokens carry (space-separated, or the option repeated).
+        #[arg(long, required = true, num_args = 1..)]
+        scopes: Vec<String>,
+        /// Extra claims put in its tokens, a JSON object, e.g. '{"queues": {"gpu": 10}}'.
+        #[arg(long)]
+        claims: Option<String>,
+    },
+    /// Add a new signing key: published at once, signing after --delay; the old keys stay
+    /// published until their last tokens have expired.
+    RotateKeys {
+        /// How long every instance and verifier has to see the new key before it signs
+        /// (e.g. 15m; 0s signs at once).
+        #[arg(long, default_value = "15m")]
+        delay: String,
+    },
 }
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
@@ -41,6 +59,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings),
         Command::CreateUser { name, admin, email } => create_user(settings, &name, admin, email.as_deref()),
+        Command::CreateClient { name, scopes, claims } => create_client(settings, &name, &scopes, claims.as_deref()),
+        Command::RotateKeys { delay } => rotate_keys(settings, &delay),
     }
 }
 
@@ -71,5 +91,39 @@ fn create_user(settings: Settings, name: &str, admin: bool, email: Option<&str>)
     let mut conn = db.get()?;
     let user = crate::accounts::create_local_user(&mut conn, name, &password, email, admin, &settings.auth.default_channel)?;
     println!("created user {}{}", user.username, if admin { " (admin)" } else { "" });
+    Ok(())
+}
+
+fn create_client(settings: Settings, name: &str, scopes: &[String], claims: Option<&str>) -> anyhow::Result<()> {
+    let db = open_db(&settings)?;
+    let mut conn = db.get()?;
+    let client = crate::jwt::clients::create(&mut conn, name, scopes, claims)?;
+    println!("created client {} with scopes: {}", client.name, client.scopes.join(" "));
+    println!("client_id: {}", client.id);
+    println!("client_secret: {}", client.secret);
+    println!("(the secret is shown only this once; doorman keeps only its hash)");
+    Ok(())
+}
+
+fn rotate_keys(settings: Settings, delay: &str) -> anyhow::Result<()> {
+    let delay = match delay.trim() {
+        "0" | "0s" => std::time::Duration::ZERO,
+        text => crate::config::parse_duration(text).map_err(|e| anyhow::anyhow!("--delay: {e}"))?,
+    };
+    let db = open_db(&settings)?;
+    let mut conn = db.get()?;
+    let vault = crate::crypto::DerivedKeys::derive(&settings.auth.secret_key).vault;
+    let done = crate::jwt::keys::rotate(&mut conn, &vault, delay, settings.auth.service_token_ttl).context("rotating the signing keys")?;
+    println!("new signing key {}: published now, signs from {} UTC", done.kid, done.active_from.format("%Y-%m-%d %H:%M:%S"));
+    if done.retired > 0 {
+        println!(
+            "{} previous key(s) stop signing then and stay published until {} UTC",
+            done.retired,
+            done.previous_published_until.format("%Y-%m-%d %H:%M:%S")
+        );
+    }
+    if done.pruned > 0 {
+        println!("removed {} key(s) no longer published", done.pruned);
+    }
     Ok(())
 }

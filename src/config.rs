@@ -202,7 +202,8 @@ pub struct AuthSettings {
 pub struct ProviderSettings {
     pub id: String,
     pub name: String,
-    pub issuer: Url,
+    /// The issuer as configured; discovery must announce the same.
+    pub issuer: String,
     pub client_id: String,
     pub client_secret: Option<SecretString>,
     pub scopes: Vec<String>,
@@ -371,7 +372,7 @@ impl RawSettings {
                 return Err(ConfigError::new(key("scopes"), "must include \"openid\""));
             }
             providers.push(ProviderSettings {
-                issuer: http_url(&key("issuer"), &p.issuer)?,
+                issuer: http_url(&key("issuer"), &p.issuer).map(|_| p.issuer.trim().to_string())?,
                 id: p.id,
                 name: p.name,
                 client_id: p.client_id,

@@ -157,6 +157,41 @@ impl From<AuthError> for ApiError {
     }
 }
 
+impl From<crate::jwt::TokenError> for ApiError {
+    fn from(err: crate::jwt::TokenError) -> Self {
+        use crate::jwt::TokenError::*;
+        match err {
+            Auth(e) => e.into(),
+            Db(e) => e.into(),
+            // RFC 6749 §5.2: 401 with the scheme the client should use.
+            InvalidClient(message) => ApiError::unauthorized("invalid_client", message).with_challenge("Basic realm=\"doorman\""),
+            InvalidRequest(message) => ApiError::bad_request("invalid_request", message),
+            InvalidScope(message) => ApiError::bad_request("invalid_scope", message),
+            UnsupportedGrantType(grant) => ApiError::bad_request(
+                "unsupported_grant_type",
+                format!("grant_type {grant:?} is not supported: leave it out (bearer token or browser session) or use client_credentials"),
+            ),
+            UnsupportedMediaType => ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send application/x-www-form-urlencoded or application/json",
+            ),
+            TooManyAttempts(seconds) => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", "too many failed attempts; wait and try again")
+                    .with_retry_after(seconds)
+            }
+            NoSigningKey => {
+                log::error!("POST /token: no signing key is active");
+                ApiError::unavailable("no signing key is active yet, try again shortly")
+            }
+            Signing(ref e) => {
+                log::error!("signing a service token failed: {e}");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
 /// JSON body, path and query errors in the SPEC's shape.
 pub fn json_error(err: actix_web::error::JsonPayloadError, _req: &actix_web::HttpRequest) -> actix_web::Error {
     use actix_web::error::JsonPayloadError as J;
@@ -181,4 +216,40 @@ pub fn path_error(err: actix_web::error::PathError, _req: &actix_web::HttpReques
 
 pub fn form_error(err: actix_web::error::UrlencodedError, _req: &actix_web::HttpRequest) -> actix_web::Error {
     ApiError::bad_request("invalid_form", format!("invalid form body: {err}")).into()
+}
+
+impl From<crate::oidc::OidcError> for ApiError {
+    fn from(err: crate::oidc::OidcError) -> Self {
+        use crate::oidc::OidcError::*;
+        let code = err.code();
+        match err {
+            Db(e) => e.into(),
+            Auth(e) => e.into(),
+            UnknownProvider(_) => ApiError::new(StatusCode::NOT_FOUND, code, err.to_string()),
+            Unavailable(_) | ProviderUnreachable(_) => {
+                log::warn!("single sign-on: {}", chain(&err));
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, err.to_string()).with_retry_after(30)
+            }
+            ProviderError { .. } => {
+                log::info!("single sign-on refused: {err}");
+                ApiError::new(StatusCode::FORBIDDEN, code, err.to_string())
+            }
+            other => {
+                log::warn!("single sign-on failed: {}", chain(&other));
+                ApiError::bad_request(code, other.to_string())
+            }
+        }
+    }
+}
+
+/// An error with its sources, for logs.
+pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

@@ -22,16 +22,22 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let listener = TcpListener::bind(settings.server.bind)
+            .with_context(|| format!("cannot listen on {}", settings.server.bind))?;
+        Self::build_on(settings, listener).await
+    }
+
+    /// Like [`Application::build`] on a listener the caller bound (tests bind
+    /// port 0 first, to know `public_url` before the app starts).
+    pub async fn build_on(settings: Settings, listener: TcpListener) -> anyhow::Result<Application> {
         let db_url = settings.database.url.clone();
         let pool_size = settings.database.pool_size;
         let db = web::block(move || Db::connect(&db_url, pool_size)).await.context("database setup")??;
-        let listener = TcpListener::bind(settings.server.bind)
-            .with_context(|| format!("cannot listen on {}", settings.server.bind))?;
         let port = listener.local_addr()?.port();
         let workers = settings.server.workers;
         let state = web::Data::new(AppState::new(settings, db)?);
         crate::jwt::keys::ensure_signing_key(&state).await.context("signing keys")?;
-        crate::oidc::start_background_tasks(state.clone());
+        crate::oidc::start(state.clone()).await;
 
         let app_state = state.clone();
         let mut server = HttpServer::new(move || {

@@ -23,6 +23,8 @@ pub struct AppState {
     pub session_cache: Cache<String, bool>,
     /// Token hash -> the token and its user, for `auth.cache_ttl`.
     pub token_cache: Cache<String, Arc<CachedToken>>,
+    /// Signing keys and machine clients of `POST /token`.
+    pub service_tokens: crate::jwt::ServiceTokens,
     pub throttle: Throttle,
     pub templates: Templates,
     pub providers: Providers,
@@ -35,12 +37,13 @@ impl AppState {
         let access = AccessKeys::new(&keys.access_jwt);
         let ttl = settings.auth.cache_ttl;
         let http = crate::oidc::http_client()?;
-        let providers = Providers::new(&settings.providers);
+        let providers = Providers::new(&settings)?;
         Ok(Self {
             access,
             keys,
             session_cache: Cache::builder().max_capacity(1_000_000).time_to_live(ttl).build(),
             token_cache: Cache::builder().max_capacity(1_000_000).time_to_live(ttl).build(),
+            service_tokens: crate::jwt::ServiceTokens::new(ttl),
             throttle: Throttle::default(),
             templates: Templates::new()?,
             providers,

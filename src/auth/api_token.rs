@@ -1,13 +1,14 @@
 //! API tokens for SDKs and scripts: `dmn_` + 256 random bits, shown once,
-//! stored as SHA-256, checked through a short per-instance cache.
+//! stored as SHA-256, checked through a short per-instance cache; listed
+//! (never their secret) and revoked by their owner or an admin.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::{AuthError, Principal, ScopeSet, Via};
+use super::{AuthError, Principal, Scope, ScopeSet, Via};
 use crate::crypto::{random_token, sha256_hex};
 use crate::db::{self, api_tokens::ApiTokenRow, users::UserView};
 use crate::state::AppState;
@@ -44,6 +45,52 @@ pub struct TokenRequest {
     pub ttl: Option<Duration>,
 }
 
+/// The JSON body of `POST /api-token-tap`; every field may be left out.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequestBody {
+    pub name: Option<String>,
+    /// `["account", "tokens"]` or `"account tokens"`.
+    pub scopes: Option<ScopesField>,
+    /// `"1h"`, `"90m"`, `"7d"`, or a number of seconds.
+    pub ttl: Option<TtlField>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum ScopesField {
+    List(Vec<String>),
+    Text(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum TtlField {
+    Seconds(u64),
+    Text(String),
+}
+
+impl TryFrom<TokenRequestBody> for TokenRequest {
+    type Error = AuthError;
+
+    fn try_from(body: TokenRequestBody) -> Result<Self, AuthError> {
+        let scopes = match body.scopes {
+            None => None,
+            Some(ScopesField::Text(text)) => Some(ScopeSet::parse(&text).map_err(AuthError::InvalidInput)?),
+            Some(ScopesField::List(list)) => Some(ScopeSet::parse(&list.join(" ")).map_err(AuthError::InvalidInput)?),
+        };
+        let ttl = match body.ttl {
+            None => None,
+            Some(TtlField::Seconds(0)) => return Err(AuthError::InvalidInput("ttl must be more than zero".into())),
+            Some(TtlField::Seconds(s)) => Some(Duration::from_secs(s)),
+            Some(TtlField::Text(text)) => {
+                Some(crate::config::parse_duration(&text).map_err(|e| AuthError::InvalidInput(format!("ttl: {e}")))?)
+            }
+        };
+        Ok(TokenRequest { name: body.name, scopes, ttl })
+    }
+}
+
 /// Mints a token for `principal`, within what they hold and `api_token_ttl`.
 pub async fn create(state: &AppState, principal: &Principal, request: TokenRequest) -> Result<NewToken, AuthError> {
     if !matches!(principal.via, Via::Cookie { .. }) {
@@ -55,7 +102,8 @@ pub async fn create(state: &AppState, principal: &Principal, request: TokenReque
         return Err(AuthError::InvalidInput("scopes must not be empty".into()));
     }
     if !scopes.is_subset_of(held) {
-        return Err(AuthError::Forbidden("a token cannot hold scopes its user does not hold".into()));
+        let missing: Vec<&str> = scopes.iter().filter(|s| !held.contains(*s)).map(Scope::as_str).collect();
+        return Err(AuthError::Forbidden(format!("a token cannot hold scopes its user does not hold: {}", missing.join(" "))));
     }
     let max_ttl = state.settings.auth.api_token_ttl;
     let ttl = request.ttl.unwrap_or(max_ttl);
@@ -70,7 +118,7 @@ pub async fn create(state: &AppState, principal: &Principal, request: TokenReque
 
     let token = format!("{PREFIX}{}", random_token(32));
     let now = db::now();
-    let expires_at = now + chrono::Duration::from_std(ttl).map_err(|e| AuthError::InvalidInput(e.to_string()))?;
+    let expires_at = now + chrono::Duration::from_std(ttl).map_err(|_| AuthError::InvalidInput("ttl is too long".into()))?;
     let row = ApiTokenRow {
         id: db::new_id(),
         user_id: principal.user_id.clone(),
@@ -146,4 +194,66 @@ async fn load(state: &AppState, hash: String) -> Result<Option<CachedToken>, Aut
         expires_at: row.expires_at.and_utc(),
         user,
     }))
+}
+
+/// A token as `GET /api-tokens` shows it: never its secret nor its hash.
+#[derive(Debug, Serialize)]
+pub struct TokenInfo {
+    pub id: String,
+    pub name: String,
+    pub username: String,
+    pub scopes: ScopeSet,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    /// When an instance last read the token from the database: the use that
+    /// filled its cache, so exact to about `auth.cache_ttl`.
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// The caller's live tokens; with `all`, everyone's (needs `users:admin`).
+pub async fn list(state: &AppState, principal: &Principal, all: bool) -> Result<Vec<TokenInfo>, AuthError> {
+    if all && !principal.scopes.contains(Scope::UsersAdmin) {
+        return Err(AuthError::InsufficientScope(Scope::UsersAdmin));
+    }
+    let owner = (!all).then(|| principal.user_id.clone());
+    let rows = state.db.run(move |conn| db::api_tokens::list(conn, owner.as_deref(), db::now())).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(row, username)| TokenInfo {
+            id: row.id,
+            name: row.name,
+            username,
+            scopes: ScopeSet::parse(&row.scopes).unwrap_or_default(),
+            created_at: row.created_at.and_utc(),
+            expires_at: row.expires_at.and_utc(),
+            last_used_at: row.last_used_at.map(|t| t.and_utc()),
+        })
+        .collect())
+}
+
+/// Revokes token `id` of the caller, or anyone's for an admin (`users:admin`).
+/// Unknown, already revoked and other people's tokens are all "not found".
+/// This instance forgets the token at once; others within `auth.cache_ttl`.
+pub async fn revoke(state: &AppState, principal: &Principal, id: &str) -> Result<(), AuthError> {
+    let not_found = || AuthError::NotFound("no such token".into());
+    if uuid::Uuid::parse_str(id).is_err() {
+        return Err(not_found());
+    }
+    let key = id.to_string();
+    let owner = principal.user_id.clone();
+    let as_admin = principal.scopes.contains(Scope::UsersAdmin);
+    let revoked = state
+        .db
+        .run(move |conn| {
+            let Some(row) = db::api_tokens::find(conn, &key)? else { return Ok(None) };
+            if row.revoked_at.is_some() || (row.user_id != owner && !as_admin) {
+                return Ok(None);
+            }
+            db::api_tokens::revoke(conn, &row.id)?;
+            Ok(Some(row.token_hash))
+        })
+        .await?;
+    let hash = revoked.ok_or_else(not_found)?;
+    state.token_cache.invalidate(&hash);
+    Ok(())
 }

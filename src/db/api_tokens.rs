@@ -3,7 +3,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::schema::api_tokens;
+use super::schema::{api_tokens, users};
 use super::DbConnection;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, Identifiable)]
@@ -32,13 +32,21 @@ pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<ApiTokenRow
     api_tokens::table.find(id).select(ApiTokenRow::as_select()).first(conn).optional()
 }
 
-/// Tokens of one user (or everyone's), newest first, revoked ones left out.
-pub fn list(conn: &mut DbConnection, user_id: Option<&str>) -> QueryResult<Vec<ApiTokenRow>> {
-    let mut query = api_tokens::table.filter(api_tokens::revoked_at.is_null()).into_boxed();
+/// Live tokens (neither revoked nor expired at `now`) of one user, or of
+/// everyone, newest first, each with its user's name.
+pub fn list(conn: &mut DbConnection, user_id: Option<&str>, now: NaiveDateTime) -> QueryResult<Vec<(ApiTokenRow, String)>> {
+    let mut query = api_tokens::table
+        .inner_join(users::table)
+        .filter(api_tokens::revoked_at.is_null())
+        .filter(api_tokens::expires_at.gt(now))
+        .into_boxed();
     if let Some(user_id) = user_id {
         query = query.filter(api_tokens::user_id.eq(user_id.to_string()));
     }
-    query.order(api_tokens::created_at.desc()).select(ApiTokenRow::as_select()).load(conn)
+    query
+        .order((api_tokens::created_at.desc(), api_tokens::id.asc()))
+        .select((ApiTokenRow::as_select(), users::username))
+        .load(conn)
 }
 
 pub fn revoke(conn: &mut DbConnection, id: &str) -> QueryResult<usize> {

@@ -35,3 +35,8 @@ pub fn retire_others(conn: &mut DbConnection, kid: &str, at: NaiveDateTime, publ
         .set((signing_keys::retired_at.eq(Some(at)), signing_keys::publish_until.eq(Some(publish_until))))
         .execute(conn)
 }
+
+/// Deletes the keys whose publication ended before `now`; their tokens have all expired.
+pub fn delete_unpublished(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<usize> {
+    diesel::delete(signing_keys::table.filter(signing_keys::publish_until.lt(now))).execute(conn)
+}

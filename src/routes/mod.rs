@@ -2,8 +2,11 @@
 
 mod health;
 mod info;
+mod jwks;
 mod me;
+mod oidc;
 mod pages;
+mod tokens;
 mod users;
 
 use actix_cors::Cors;
@@ -21,6 +24,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         // Pages.
         .route("/", web::get().to(pages::home))
         .route("/login", web::get().to(pages::login))
+        // Single sign-on.
+        .route("/oidc/authenticate", web::get().to(oidc::authenticate))
+        .route("/oidc/callback", web::get().to(oidc::callback))
         // Browser sessions (the session cookie; CSRF checked inside).
         .route("/me/login", web::post().to(me::login))
         .route("/me/refresh", web::post().to(me::refresh))
@@ -32,6 +38,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             // The user themself (account) or an admin (users:admin, checked inside).
             web::resource("/users/{username}/password").wrap(require(Scope::Account)).put(users::set_password),
         )
+        // Bearer tokens for SDKs: minted from a browser session only (checked inside).
+        .service(web::resource("/api-token-tap").wrap(require(Scope::Tokens)).get(tokens::tap_get).post(tokens::tap_post))
+        // Own tokens; everyone's with users:admin (checked inside).
+        .service(web::resource("/api-tokens").wrap(require(Scope::Tokens)).get(tokens::list))
+        .service(web::resource("/api-tokens/{id}").wrap(require(Scope::Tokens)).delete(tokens::revoke))
+        // Service JWTs: bearer or cookie with `tokens` (checked inside), or client credentials (HTTP Basic).
+        .route("/token", web::post().to(tokens::service_token))
+        .route("/.well-known/jwks.json", web::get().to(jwks::show))
         .default_service(web::to(not_found));
 }
 

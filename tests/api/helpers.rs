@@ -95,7 +95,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub jar: Arc<Jar>,
     pub state: web::Data<AppState>,
-    _dir: Option<tempfile::TempDir>,
+    _dir: Option<Arc<tempfile::TempDir>>,
 }
 
 /// Starts doorman on `backend` with default settings.
@@ -119,14 +119,13 @@ pub async fn spawn_app_on(
 ) -> TestApp {
     init_logging();
     let mut settings = test_settings(&db_url, "");
-    // Reserve a port so public_url is known before the app starts.
+    // Bind first, so public_url is known before the app starts.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    drop(listener);
     settings.server.bind = format!("127.0.0.1:{port}").parse().unwrap();
     settings.server.public_url = format!("http://127.0.0.1:{port}").parse().unwrap();
     adjust(&mut settings);
-    let app = Application::build(settings).await.expect("application builds");
+    let app = Application::build_on(settings, listener).await.expect("application builds");
     let port = app.port();
     let state = app.state();
     tokio::spawn(app.run());
@@ -139,7 +138,7 @@ pub async fn spawn_app_on(
         client: client_with(jar.clone()),
         jar,
         state,
-        _dir: dir,
+        _dir: dir.map(Arc::new),
     }
 }
 
@@ -211,6 +210,21 @@ impl TestApp {
 
     pub async fn user_count(&self) -> i64 {
         self.state.db.run(doorman::db::users::count).await.expect("count users")
+    }
+
+    /// The same app seen from another browser (its own cookies).
+    pub fn another_browser(&self) -> TestApp {
+        let jar = Arc::new(Jar::default());
+        TestApp {
+            address: self.address.clone(),
+            port: self.port,
+            backend: self.backend,
+            db_url: self.db_url.clone(),
+            client: client_with(jar.clone()),
+            jar,
+            state: self.state.clone(),
+            _dir: self._dir.clone(),
+        }
     }
 
     /// A second client on the same app, with its own cookies.

@@ -2,6 +2,9 @@
 
 mod helpers;
 
+mod fake_op;
+mod oidc;
+
 mod bad_input;
 mod cli;
 mod migrations;

@@ -1,0 +1,91 @@
+//! Tokens: `/api-token-tap` (bearer tokens for SDKs, from a browser
+//! session), `/api-tokens` (list and revoke them) and `POST /token`
+//! (short-lived service JWTs).
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+
+use super::NO_STORE;
+use crate::auth::api_token::{self, TokenRequest, TokenRequestBody};
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::jwt::issue::{self, TokenParams};
+use crate::state::AppState;
+
+/// Largest body these endpoints read.
+const BODY_LIMIT: usize = 64 * 1024;
+
+async fn read_body(payload: web::Payload) -> Result<web::Bytes, ApiError> {
+    match payload.to_bytes_limited(BODY_LIMIT).await {
+        Ok(Ok(body)) => Ok(body),
+        Ok(Err(_)) => Err(ApiError::bad_request("invalid_body", "the request body could not be read")),
+        Err(_) => Err(ApiError::new(
+            actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "the request body is too large",
+        )),
+    }
+}
+
+fn content_type(req: &HttpRequest) -> Option<&str> {
+    req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok())
+}
+
+/// `GET /api-token-tap`: a token with every scope of the user and the default lifetime.
+pub async fn tap_get(state: web::Data<AppState>, principal: Principal) -> Result<HttpResponse, ApiError> {
+    let token = api_token::create(&state, &principal, TokenRequest::default()).await?;
+    Ok(HttpResponse::Ok().insert_header(NO_STORE).json(token))
+}
+
+/// `POST /api-token-tap` with an optional JSON body `{"name", "scopes", "ttl"}`.
+pub async fn tap_post(
+    state: web::Data<AppState>,
+    principal: Principal,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_body(payload).await?;
+    let request = if body.iter().all(u8::is_ascii_whitespace) {
+        TokenRequest::default()
+    } else {
+        let is_json = content_type(&req).is_some_and(|c| c.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json"));
+        if !is_json {
+            return Err(ApiError::new(actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send application/json"));
+        }
+        let parsed: TokenRequestBody =
+            serde_json::from_slice(&body).map_err(|e| ApiError::bad_request("invalid_json", format!("invalid JSON body: {e}")))?;
+        TokenRequest::try_from(parsed)?
+    };
+    let token = api_token::create(&state, &principal, request).await?;
+    Ok(HttpResponse::Ok().insert_header(NO_STORE).json(token))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Everyone's tokens (admins: `users:admin`).
+    #[serde(default)]
+    all: bool,
+}
+
+/// `GET /api-tokens[?all=true]`.
+pub async fn list(state: web::Data<AppState>, principal: Principal, query: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
+    let tokens = api_token::list(&state, &principal, query.all).await?;
+    Ok(HttpResponse::Ok().insert_header(NO_STORE).json(tokens))
+}
+
+/// `DELETE /api-tokens/{id}`.
+pub async fn revoke(state: web::Data<AppState>, principal: Principal, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    api_token::revoke(&state, &principal, &id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `POST /token`: a service JWT, for a user (bearer or browser session) or
+/// a machine client (client credentials).
+pub async fn service_token(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+    let body = read_body(payload).await?;
+    let params = TokenParams::parse(content_type(&req), &body)?;
+    let issued = issue::token_for_request(&state, &req, params).await?;
+    Ok(HttpResponse::Ok().insert_header(NO_STORE).insert_header((header::PRAGMA, "no-cache")).json(issued))
+}
