@@ -25,6 +25,8 @@ pub struct AppState {
     pub token_cache: Cache<String, Arc<CachedToken>>,
     /// Signing keys and machine clients of `POST /token`.
     pub service_tokens: crate::jwt::ServiceTokens,
+    /// User id -> the `valid_until` an immediate refresh gave (one refresh in flight per user).
+    pub refresh_inflight: moka::future::Cache<String, Option<chrono::NaiveDateTime>>,
     pub throttle: Throttle,
     pub templates: Templates,
     pub providers: Providers,
@@ -44,6 +46,10 @@ impl AppState {
             session_cache: Cache::builder().max_capacity(1_000_000).time_to_live(ttl).build(),
             token_cache: Cache::builder().max_capacity(1_000_000).time_to_live(ttl).build(),
             service_tokens: crate::jwt::ServiceTokens::new(ttl),
+            refresh_inflight: moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(std::time::Duration::from_secs(5))
+                .build(),
             throttle: Throttle::default(),
             templates: Templates::new()?,
             providers,

@@ -115,8 +115,10 @@ pub async fn token_for_request(state: &AppState, req: &HttpRequest, params: Toke
         (None, Some(CLIENT_CREDENTIALS)) => {
             return Err(TokenError::InvalidClient("grant_type=client_credentials needs HTTP Basic client authentication"))
         }
-        (Some(_), _) => return Err(TokenError::InvalidRequest("HTTP Basic is only for grant_type=client_credentials".into())),
-        (None, Some(other)) => return Err(TokenError::UnsupportedGrantType(other.chars().take(100).collect())),
+        (_, Some(other)) => {
+            return Err(TokenError::UnsupportedGrantType(other.chars().take(100).collect()))
+        }
+        (Some(_), _) => return Err(TokenError::InvalidRequest("HTTP Basic client authentication needs grant_type=client_credentials".into())),
         (None, None) => {
             let principal = principal::authenticate(req, state).await?;
             if !principal.scopes.contains(Scope::Tokens) {

@@ -27,6 +27,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         // Single sign-on.
         .route("/oidc/authenticate", web::get().to(oidc::authenticate))
         .route("/oidc/callback", web::get().to(oidc::callback))
+        .route("/oidc/backchannel-logout", web::post().to(oidc::backchannel_logout))
         // Browser sessions (the session cookie; CSRF checked inside).
         .route("/me/login", web::post().to(me::login))
         .route("/me/refresh", web::post().to(me::refresh))

@@ -78,3 +78,14 @@ fn error_page(state: &AppState, req: &HttpRequest, err: OidcError) -> HttpRespon
     let _ = response.add_cookie(&flow::cleared(&state.settings));
     response
 }
+
+#[derive(Deserialize)]
+pub struct BackchannelLogout {
+    logout_token: String,
+}
+
+/// `POST /oidc/backchannel-logout`: 200 when the logout token is valid, else 400.
+pub async fn backchannel_logout(state: web::Data<AppState>, form: web::Form<BackchannelLogout>) -> Result<HttpResponse, ApiError> {
+    crate::oidc::logout::backchannel(&state, &form.logout_token).await?;
+    Ok(HttpResponse::Ok().insert_header(NO_STORE).finish())
+}

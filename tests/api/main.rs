@@ -3,10 +3,13 @@
 mod helpers;
 
 mod fake_op;
+mod lifecycle;
 mod oidc;
 
 mod bad_input;
 mod cli;
 mod migrations;
+mod service_jwt;
 mod session;
+mod tokens;
 mod users;

@@ -52,6 +52,10 @@ pub struct Knobs {
     pub refresh_token: bool,
     /// Refuse refresh grants with invalid_grant (user removed).
     pub refuse_refresh: bool,
+    /// Answer refresh grants with a 503 page (provider down).
+    pub refresh_unavailable: bool,
+    /// Sign refreshed ID tokens for another subject.
+    pub refresh_other_subject: bool,
 }
 
 /// The user the provider signs in.
@@ -79,6 +83,7 @@ struct OpState {
     token_requests: usize,
     refresh_requests: usize,
     jwks_requests: usize,
+    revocations: Vec<String>,
 }
 
 pub struct FakeOp {
@@ -114,6 +119,7 @@ impl FakeOp {
             token_requests: 0,
             refresh_requests: 0,
             jwks_requests: 0,
+            revocations: Vec::new(),
         }));
         let data = web::Data::from(state.clone());
         let server = HttpServer::new(move || {
@@ -124,6 +130,7 @@ impl FakeOp {
                 .route("/authorize", web::get().to(authorize))
                 .route("/token", web::post().to(token))
                 .route("/userinfo", web::get().to(userinfo))
+                .route("/revoke", web::post().to(revoke))
         })
         .workers(1)
         .disable_signals()
@@ -153,6 +160,33 @@ impl FakeOp {
 
     pub fn refresh_requests(&self) -> usize {
         self.state.lock().unwrap().refresh_requests
+    }
+
+    /// Tokens revoked through RFC 7009.
+    pub fn revocations(&self) -> Vec<String> {
+        self.state.lock().unwrap().revocations.clone()
+    }
+
+    /// A back-channel logout token for `sub`/`sid`, signed with the current key;
+    /// `change` may bend its claims.
+    pub fn logout_token(&self, sub: Option<&str>, sid: Option<&str>, change: impl FnOnce(&mut serde_json::Value)) -> String {
+        let op = self.state.lock().unwrap();
+        let mut claims = serde_json::json!({
+            "iss": op.issuer, "aud": CLIENT_ID, "iat": Utc::now().timestamp(), "exp": Utc::now().timestamp() + 120,
+            "jti": random(), "events": {"http://schemas.openid.net/event/backchannel-logout": {}},
+        });
+        if let Some(sub) = sub {
+            claims["sub"] = sub.into();
+        }
+        if let Some(sid) = sid {
+            claims["sid"] = sid.into();
+        }
+        change(&mut claims);
+        let pem = if op.key == 0 { KEY1 } else { KEY2 };
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        header.kid = Some(if op.key == 0 { "key1".into() } else { "key2".into() });
+        header.typ = Some("logout+jwt".into());
+        jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap()).unwrap()
     }
 
     pub fn jwks_requests(&self) -> usize {
@@ -258,7 +292,10 @@ async fn token(op: Op, req: HttpRequest, form: web::Form<HashMap<String, String>
         }
         "refresh_token" => {
             op.refresh_requests += 1;
-            if op.knobs.refuse_refresh || !get("refresh_token").starts_with("rt-") {
+            if op.knobs.refresh_unavailable {
+                return HttpResponse::ServiceUnavailable().content_type("text/html").body("<h1>down for maintenance</h1>");
+            }
+            if op.knobs.refuse_refresh || !get("refresh_token").starts_with("rt-") || op.revocations.contains(&get("refresh_token")) {
                 return token_error("invalid_grant");
             }
             None
@@ -294,7 +331,8 @@ fn id_token(op: &OpState, nonce: Option<&str>, access_token: &str) -> String {
     } else {
         (now, now + Duration::minutes(5))
     };
-    let mut standard = StandardClaims::new(SubjectIdentifier::new(op.user.subject.clone()))
+    let subject = if nonce.is_none() && k.refresh_other_subject { "another-subject".to_string() } else { op.user.subject.clone() };
+    let mut standard = StandardClaims::new(SubjectIdentifier::new(subject))
         .set_email(Some(EndUserEmail::new(op.user.email.clone())));
     if let Some(name) = &op.user.preferred_username {
         standard = standard.set_preferred_username(Some(EndUserUsername::new(name.clone())));
@@ -353,4 +391,15 @@ async fn userinfo(op: Op, req: HttpRequest) -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({
         "sub": sub, "email": op.user.email, "preferred_username": op.user.preferred_username,
     }))
+}
+
+async fn revoke(op: Op, req: HttpRequest, form: web::Form<HashMap<String, String>>) -> HttpResponse {
+    let mut op = op.lock().unwrap();
+    if !basic_auth_ok(&req) {
+        return HttpResponse::Unauthorized().json(serde_json::json!({"error": "invalid_client"}));
+    }
+    if let Some(token) = form.get("token") {
+        op.revocations.push(token.clone());
+    }
+    HttpResponse::Ok().finish()
 }
