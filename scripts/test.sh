@@ -32,5 +32,8 @@ if [ -f examples/python/requirements.txt ]; then
     python3 -m pip install --quiet --disable-pip-version-check -r examples/python/requirements.txt
 fi
 
+# The real OpenID Provider checks itself first (its own full flow over HTTP).
+node tests/idp/selftest.mjs
+
 export DOORMAN_TEST_POSTGRES_URL="${DOORMAN_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
 cargo test --locked "$@"

@@ -141,12 +141,12 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, Au
         return Err(AuthError::InvalidToken);
     }
     let hash = sha256_hex(token);
-    let entry = match state.token_cache.get(&hash) {
+    let mut entry = match state.token_cache.get(&hash) {
         Some(entry) => entry,
         None => {
             let loaded = load(state, hash.clone()).await?;
             let entry = Arc::new(loaded.ok_or(AuthError::InvalidToken)?);
-            state.token_cache.insert(hash, entry.clone());
+            state.token_cache.insert(hash.clone(), entry.clone());
             entry
         }
     };
@@ -154,11 +154,12 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, Au
     if entry.expires_at <= now {
         return Err(AuthError::InvalidToken);
     }
+    let expired = |e: &CachedToken| e.user.user.is_external && e.user.valid_until.is_none_or(|vu| vu.and_utc() <= now);
+    if expired(&entry) {
+        entry = revalidate(state, hash).await?;
+    }
     let user = &entry.user.user;
     let valid_until = entry.user.valid_until.map(|v| v.and_utc());
-    if user.is_external && valid_until.is_none_or(|vu| vu <= now) {
-        return Err(AuthError::SignInAgain);
-    }
     Ok(Principal {
         user_id: user.id.clone(),
         username: user.username.clone(),
@@ -171,6 +172,18 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, Au
         scopes: ScopeSet::from_iter(entry.scopes.iter().filter(|s| ScopeSet::for_user(user.is_admin).contains(*s))),
         via: Via::Bearer { token_id: entry.token_id.clone() },
     })
+}
+
+/// An external user's token whose cached `valid_until` has passed: read
+/// again (another instance or a new sign-in may have moved it), else one
+/// refresh at the provider is tried at once; else the user must sign in again.
+async fn revalidate(state: &AppState, hash: String) -> Result<Arc<CachedToken>, AuthError> {
+    state.token_cache.invalidate(&hash);
+    let mut fresh = load(state, hash.clone()).await?.ok_or(AuthError::InvalidToken)?;
+    fresh.user = crate::oidc::lifecycle::ensure_valid(state, fresh.user).await?;
+    let fresh = Arc::new(fresh);
+    state.token_cache.insert(hash, fresh.clone());
+    Ok(fresh)
 }
 
 /// Reads a live token and its user, and records the use.

@@ -82,6 +82,8 @@ pub struct CallbackQuery {
 pub struct Completed {
     pub cookies: LoginCookies,
     pub next: String,
+    /// Time spent waiting on the provider (token endpoint, userinfo, keys).
+    pub provider_time: std::time::Duration,
 }
 
 /// `GET /oidc/callback`: validates the response and signs the user in.
@@ -93,9 +95,18 @@ pub async fn finish(state: &AppState, pending: Option<PendingLogin>, query: Call
     check_issuer(&ready, &pending, &query)?;
     mark_state_used(state, &pending).await?;
     let code = query.code.filter(|c| !c.is_empty()).ok_or(OidcError::MissingCode)?;
+    let waited = std::time::Instant::now();
     let response = exchange_code(state, &ready, code, &pending).await?;
+    let mut provider_time = waited.elapsed();
+    let fetches_before = provider.key_fetches();
+    let verifying = std::time::Instant::now();
     let (ready, claims, id_token) = verify_id_token(state, provider, ready, &response, &pending).await?;
+    if provider.key_fetches() != fetches_before {
+        provider_time += verifying.elapsed();
+    }
+    let waited = std::time::Instant::now();
     let profile = profile(state, &ready, &response, &claims, &id_token).await?;
+    provider_time += waited.elapsed();
     let user = account::sign_in(state, &provider.settings.id, profile.clone()).await?;
     let provider_login = ProviderLogin {
         provider_id: provider.settings.id.clone(),
@@ -103,7 +114,7 @@ pub async fn finish(state: &AppState, pending: Option<PendingLogin>, query: Call
         id_token_enc: Some(state.keys.vault.seal("id_token", &profile.id_token)),
     };
     let cookies = login::open_session(state, &user, Some(provider_login)).await?;
-    Ok(Completed { cookies, next: pending.next })
+    Ok(Completed { cookies, next: pending.next, provider_time })
 }
 
 fn refuse_provider_error(query: &CallbackQuery) -> Result<(), OidcError> {

@@ -43,11 +43,12 @@ pub struct Provider {
     redirect_uri: RedirectUrl,
     status: RwLock<Status>,
     last_jwks_fetch: Mutex<Option<Instant>>,
+    key_fetches: std::sync::atomic::AtomicUsize,
 }
 
 impl Provider {
     pub fn new(settings: ProviderSettings, redirect_uri: RedirectUrl) -> Self {
-        Self { settings, redirect_uri, status: RwLock::new(Status::Pending), last_jwks_fetch: Mutex::new(None) }
+        Self { settings, redirect_uri, status: RwLock::new(Status::Pending), last_jwks_fetch: Mutex::new(None), key_fetches: Default::default() }
     }
 
     /// The provider, if its discovery succeeded.
@@ -56,6 +57,11 @@ impl Provider {
             Status::Ready(ready) => Ok(ready.clone()),
             Status::Pending | Status::Unavailable => Err(OidcError::Unavailable(self.settings.id.clone())),
         }
+    }
+
+    /// How many times the keys were fetched again (key rotation).
+    pub fn key_fetches(&self) -> usize {
+        self.key_fetches.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn is_ready(&self) -> bool {
@@ -94,6 +100,7 @@ impl Provider {
             *last = Some(Instant::now());
         }
         let current = self.ready()?;
+        self.key_fetches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let jwks = CoreJsonWebKeySet::fetch_async(current.metadata.jwks_uri(), http)
             .await
             .map_err(|e| OidcError::ProviderUnreachable(anyhow::anyhow!("JWKS: {e}")))?;

@@ -35,11 +35,23 @@ pub async fn authenticate(
 pub async fn callback(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     // Parsed by hand so that even a malformed query ends on the error page.
     let query = web::Query::<CallbackQuery>::from_query(req.query_string()).map(|q| q.into_inner()).unwrap_or_default();
+    let started = std::time::Instant::now();
     let pending = flow::read(&req, &state.keys.cookie);
     match callback::finish(&state, pending, query).await {
         Ok(done) => {
+            let total = started.elapsed();
+            let own = total.saturating_sub(done.provider_time);
             let mut response = HttpResponse::Found();
             response
+                // Our time and the provider's, for browser dev tools and the sign-in benchmark.
+                .insert_header((
+                    "Server-Timing",
+                    format!(
+                        "doorman;dur={:.3}, provider;dur={:.3}",
+                        own.as_secs_f64() * 1000.0,
+                        done.provider_time.as_secs_f64() * 1000.0
+                    ),
+                ))
                 .insert_header((header::LOCATION, done.next))
                 .insert_header(NO_STORE)
                 .insert_header(("Referrer-Policy", "no-referrer"))

@@ -117,10 +117,21 @@ pub async fn spawn_app_on(
     dir: Option<tempfile::TempDir>,
     adjust: impl FnOnce(&mut Settings),
 ) -> TestApp {
+    // Bind first, so public_url is known before the app starts.
+    spawn_app_on_listener(backend, db_url, dir, std::net::TcpListener::bind("127.0.0.1:0").unwrap(), adjust).await
+}
+
+/// Starts doorman on a listener the test bound (so a provider can be told
+/// doorman's address before doorman starts).
+pub async fn spawn_app_on_listener(
+    backend: Backend,
+    db_url: String,
+    dir: Option<tempfile::TempDir>,
+    listener: std::net::TcpListener,
+    adjust: impl FnOnce(&mut Settings),
+) -> TestApp {
     init_logging();
     let mut settings = test_settings(&db_url, "");
-    // Bind first, so public_url is known before the app starts.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     settings.server.bind = format!("127.0.0.1:{port}").parse().unwrap();
     settings.server.public_url = format!("http://127.0.0.1:{port}").parse().unwrap();

@@ -69,6 +69,8 @@ async fn sso_login_creates_an_external_user(backend: Backend) {
     assert_eq!(response.headers()["location"], "/dashboard?tab=2");
     assert_eq!(response.headers()["referrer-policy"], "no-referrer");
     assert_eq!(response.headers()["cache-control"], "no-store");
+    let timing = response.headers()["server-timing"].to_str().unwrap();
+    assert!(timing.starts_with("doorman;dur=") && timing.contains(", provider;dur="), "{timing}");
     let me: serde_json::Value = app.get("/me").await.json().await.unwrap();
     assert_eq!(me["username"], "sso.user");
     assert_eq!(me["email"], "sso.user@example.com");

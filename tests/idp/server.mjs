@@ -12,8 +12,9 @@
 //
 // and nothing else ever goes to stdout (logs go to stderr). SIGTERM or SIGINT
 // stop it at once (exit 0). It also exits by itself when its parent process
-// goes away (the parent pid changes), after `max_lifetime` seconds, and, when
-// `exit_with_stdin` is true, when its standard input is closed.
+// goes away (the parent pid changes; `watch_parent`), after `max_lifetime`
+// seconds, and, when `exit_with_stdin` is true, when its standard input is
+// closed.
 //
 // ## IDP_CONFIG (JSON; every key optional)
 //
@@ -42,7 +43,9 @@
 //             "AuthorizationCode": 60, "Interaction": 600, "Session": 86400, "Grant": 86400},
 //     "auto_consent": false,   // true: no consent page, scopes are granted right after login
 //     "max_lifetime": 3600,    // seconds before it exits by itself (0 = never)
-//     "exit_with_stdin": false // true: exit when stdin reaches EOF (spawn with a piped stdin)
+//     "exit_with_stdin": false,// true: exit when stdin reaches EOF (spawn with a piped stdin)
+//     "watch_parent": true     // exit when the parent process goes away (false: for a server
+//                              // started by hand from a shell that then exits)
 //   }
 //
 // Scopes: openid, offline_access, email (email, email_verified), profile
@@ -89,10 +92,14 @@
 //  goes from step 1 straight to the redirect_uri.
 //  Cancel: POST /interaction/UID/abort -> 303 ... -> R?error=access_denied&state=S
 //
-//  offline_access: oidc-provider drops it from the request when a `prompt`
-//  parameter is present that does not include `consent` (e.g. prompt=login);
-//  with no prompt parameter, or prompt=consent, it is kept, granted on the
-//  consent step, and the code exchange then returns a refresh_token.
+//  Locations may be relative: resolve them against the URL just requested.
+//
+//  offline_access: a refresh token is issued whenever the authorization request
+//  (GET /auth) asked for offline_access, whatever its `prompt` says.
+//  (oidc-provider itself drops offline_access unless prompt includes consent,
+//  as OpenID Connect Core 11 says; the server remembers the request's PKCE
+//  code_challenge and issues the refresh token anyway. The token response's
+//  `scope` then lists offline_access only when prompt included consent.)
 //
 // Token endpoint: POST ISSUER/token, Authorization: Basic base64(C:SECRET),
 //   grant_type=authorization_code&code=...&redirect_uri=R&code_verifier=V
@@ -104,7 +111,7 @@
 //
 // RP-initiated logout: GET ISSUER/session/end?id_token_hint=IDT
 //   &post_logout_redirect_uri=U&state=S -> 200 HTML with
-//   <form id="op.logoutForm" method="post" action="/session/end/confirm"> (hidden
+//   <form id="op.logoutForm" method="post" action="ISSUER/session/end/confirm"> (hidden
 //   input xsrf) and <button id="logout-yes" name="logout" value="yes">; POST
 //   ISSUER/session/end/confirm xsrf=...&logout=yes -> 303 U?state=S, after
 //   sending back-channel logout tokens to the session's clients that have a
@@ -755,13 +762,15 @@ process.on('SIGTERM', () => shutdown(0));
 process.on('SIGINT', () => shutdown(0));
 process.on('SIGHUP', () => shutdown(0));
 
-const parentPid = process.ppid;
-setInterval(() => {
-  if (process.ppid !== parentPid) {
-    log('parent process gone, exiting');
-    shutdown(0);
-  }
-}, 1000).unref();
+if (config.watch_parent !== false) {
+  const parentPid = process.ppid;
+  setInterval(() => {
+    if (process.ppid !== parentPid) {
+      log('parent process gone, exiting');
+      shutdown(0);
+    }
+  }, 1000).unref();
+}
 const maxLifetime = Number(config.max_lifetime ?? 3600);
 if (maxLifetime > 0) {
   setTimeout(() => {
@@ -776,12 +785,17 @@ if (config.exit_with_stdin) {
 }
 
 server.on('error', (e) => fail(`cannot listen: ${e.message}`));
-server.listen(port, '127.0.0.1', () => {
+server.listen(port, '127.0.0.1', async () => {
   issuer = `http://127.0.0.1:${server.address().port}`;
   try {
-    current = makeProvider();
+    const made = makeProvider();
+    // Static clients are checked lazily by oidc-provider: check them now.
+    for (const { client_id: id } of clientMetadata) {
+      if (!(await made.provider.Client.find(id))) throw new Error(`client ${id} not found`);
+    }
+    current = made;
   } catch (e) {
-    fail(`bad configuration: ${e.message}`);
+    fail(`bad configuration: ${e.error_description ?? e.message}`);
   }
   process.stdout.write(`${JSON.stringify({ issuer })}\n`);
   log(`listening at ${issuer}`);

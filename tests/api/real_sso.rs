@@ -1,0 +1,219 @@
+//! Single sign-on and the user lifecycle against the real `oidc-provider`.
+
+use std::time::Duration;
+
+use reqwest::Response;
+use serde_json::{json, Value};
+
+use crate::both_backends;
+use crate::helpers::{assert_error, fresh_database, spawn_app_on_listener, Backend, TestApp};
+use crate::real_op::{account, client_for, login_at_provider, RealOp};
+
+/// doorman and one real provider that knows it, with `accounts`.
+pub async fn setup(
+    backend: Backend,
+    refresh_tokens: &str,
+    accounts: Vec<Value>,
+    adjust: impl FnOnce(&mut doorman::config::Settings),
+) -> (TestApp, RealOp) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let op = RealOp::start(json!({"clients": [client_for(&base, refresh_tokens)], "accounts": accounts}));
+    let (db_url, dir) = fresh_database(backend);
+    let provider = op.provider_settings("real");
+    let app = spawn_app_on_listener(backend, db_url, dir, listener, move |s| {
+        s.providers.push(provider);
+        adjust(s);
+    })
+    .await;
+    (app, op)
+}
+
+impl TestApp {
+    /// A whole sign-in through the provider's own forms; doorman's callback response.
+    pub async fn real_login(&self, provider: &str, login: &str, password: &str) -> Response {
+        let start = self.get(&format!("/oidc/authenticate?provider={provider}")).await;
+        assert_eq!(start.status(), 302);
+        let authorize = start.headers()["location"].to_str().unwrap().to_string();
+        let callback = login_at_provider(&self.client, &authorize, login, password).await;
+        self.get(&callback).await
+    }
+}
+
+async fn identity_rows(app: &TestApp) -> Vec<doorman::db::identities::IdentityRow> {
+    app.state
+        .db
+        .run(|conn| {
+            use diesel::prelude::*;
+            use doorman::db::schema::external_identities::dsl::*;
+            external_identities.select(doorman::db::identities::IdentityRow::as_select()).load(conn)
+        })
+        .await
+        .unwrap()
+}
+
+async fn full_login_through_the_real_provider(backend: Backend) {
+    let (app, op) = setup(backend, "offline_access", vec![account("u1", "alice", "alice-pw")], |_| {}).await;
+    let response = app.real_login("real", "alice", "alice-pw").await;
+    assert_eq!(response.status(), 302);
+    assert_eq!(response.headers()["location"], "/");
+    let me: Value = app.get("/me").await.json().await.unwrap();
+    assert_eq!(me["username"], "alice");
+    assert_eq!(me["email"], "alice@example.com");
+    assert_eq!(me["is_external_user"], true);
+
+    // The refresh token from offline_access is stored, encrypted.
+    let rows = identity_rows(&app).await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].issuer, op.issuer);
+    assert_eq!(rows[0].subject, "u1");
+    let sealed = rows[0].refresh_token_enc.clone().expect("a refresh token is stored");
+    let clear = app.state.keys.vault.open(&format!("refresh_token:{}", rows[0].id), &sealed).unwrap();
+    assert!(!sealed.contains(clear.expose()));
+
+    // A second sign-in, from another browser, finds the same user.
+    let other = app.another_browser();
+    assert_eq!(other.real_login("real", "alice", "alice-pw").await.status(), 302);
+    assert_eq!(app.user_count().await, 1);
+    let again: Value = other.get("/me").await.json().await.unwrap();
+    assert_eq!(again["username"], "alice");
+    assert!(op.stats().await["userinfo_requests"].as_u64().unwrap() >= 2, "userinfo was asked");
+}
+both_backends!(full_login_through_the_real_provider);
+
+async fn two_real_providers_keep_equal_subjects_apart(backend: Backend) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let config = |name: &str| json!({"clients": [client_for(&base, "offline_access")], "accounts": [account("same-sub", name, "pw-12345")]});
+    let first = RealOp::start(config("ann"));
+    let second = RealOp::start(config("bob"));
+    let (p1, p2) = (first.provider_settings("first"), second.provider_settings("second"));
+    let (db_url, dir) = fresh_database(backend);
+    let app = spawn_app_on_listener(backend, db_url, dir, listener, move |s| {
+        s.providers.push(p1);
+        s.providers.push(p2);
+    })
+    .await;
+    assert_eq!(app.real_login("first", "ann", "pw-12345").await.status(), 302);
+    let other = app.another_browser();
+    assert_eq!(other.real_login("second", "bob", "pw-12345").await.status(), 302);
+    assert_eq!(app.user_count().await, 2);
+    let a: Value = app.get("/me").await.json().await.unwrap();
+    let b: Value = other.get("/me").await.json().await.unwrap();
+    assert_eq!((a["username"].as_str(), b["username"].as_str()), (Some("ann"), Some("bob")));
+    let rows = identity_rows(&app).await;
+    assert!(rows.iter().all(|r| r.subject == "same-sub"));
+    assert_ne!(rows[0].issuer, rows[1].issuer);
+}
+both_backends!(two_real_providers_keep_equal_subjects_apart);
+
+async fn user_deleted_at_the_provider_loses_access(backend: Backend) {
+    let (app, op) = setup(backend, "offline_access", vec![account("u1", "alice", "alice-pw")], |s| {
+        s.auth.external_validity = Duration::from_secs(6);
+        s.auth.refresh_interval = Duration::from_secs(1);
+        s.auth.cache_ttl = Duration::from_secs(1);
+    })
+    .await;
+    assert_eq!(app.real_login("real", "alice", "alice-pw").await.status(), 302);
+    let tap: Value = app.get("/api-token-tap").await.json().await.unwrap();
+    let bearer = tap["token"].as_str().unwrap().to_string();
+    assert_eq!(app.get_bearer("/me", &bearer).await.status(), 200);
+    let first = identity_rows(&app).await[0].valid_until;
+
+    // The background task refreshes before valid_until, and access goes on.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(op.stats().await["refresh_requests"].as_u64().unwrap() >= 1);
+    let moved = identity_rows(&app).await[0].valid_until;
+    assert!(moved > first, "valid_until moved forward");
+
+    // Removed at the provider: the next refresh is refused, and once
+    // valid_until passes, cookie and bearer token are both refused.
+    op.delete_account("u1").await;
+    let deadline = moved + chrono::Duration::seconds(2);
+    while doorman::db::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(identity_rows(&app).await[0].refresh_state, "refused");
+    assert_error(app.get_bearer("/me", &bearer).await, 401, "sign_in_again").await;
+    assert_eq!(app.get("/me").await.status(), 401);
+    assert_error(app.post_empty("/me/refresh").await, 401, "sign_in_again").await;
+    // And the provider no longer signs them in.
+    assert!(op.stats().await["refresh_failures"].as_u64().unwrap() >= 1);
+}
+both_backends!(user_deleted_at_the_provider_loses_access);
+
+async fn without_refresh_token_access_ends_after_external_validity(backend: Backend) {
+    let (app, op) = setup(backend, "never", vec![account("u1", "alice", "alice-pw")], |s| {
+        s.auth.external_validity = Duration::from_secs(3);
+        s.auth.refresh_interval = Duration::from_secs(1);
+    })
+    .await;
+    assert_eq!(app.real_login("real", "alice", "alice-pw").await.status(), 302);
+    assert!(identity_rows(&app).await[0].refresh_token_enc.is_none());
+    let tap: Value = app.get("/api-token-tap").await.json().await.unwrap();
+    let bearer = tap["token"].as_str().unwrap().to_string();
+    assert_eq!(app.get("/me").await.status(), 200);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(app.get("/me").await.status(), 401);
+    assert_error(app.post_empty("/me/refresh").await, 401, "sign_in_again").await;
+    assert_error(app.get_bearer("/me", &bearer).await, 401, "sign_in_again").await;
+    assert_eq!(op.stats().await["refresh_requests"], 0);
+    // Signing in again moves valid_until forward; the bearer token works again.
+    assert_eq!(app.real_login("real", "alice", "alice-pw").await.status(), 302);
+    assert_eq!(app.get("/me").await.status(), 200);
+    let mut ok = false;
+    for _ in 0..30 {
+        if app.get_bearer("/me", &bearer).await.status() == 200 {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(ok, "the bearer token works again after signing in");
+}
+both_backends!(without_refresh_token_access_ends_after_external_validity);
+
+async fn rp_initiated_logout_ends_both_sessions(backend: Backend) {
+    let (app, op) = setup(backend, "offline_access", vec![account("u1", "alice", "alice-pw")], |_| {}).await;
+    assert_eq!(app.real_login("real", "alice", "alice-pw").await.status(), 302);
+    let response = app.post_empty("/me/logout").await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let logout_url = body["logout_url"].as_str().expect("the provider's end-session URL").to_string();
+    assert!(logout_url.starts_with(&format!("{}/session/end?", op.issuer)), "{logout_url}");
+    assert_eq!(app.get("/me").await.status(), 401);
+    assert_eq!(op.stats().await["revocation_requests"], 1, "the refresh token was revoked");
+    assert!(identity_rows(&app).await[0].refresh_token_enc.is_none());
+
+    // The browser follows the URL: the provider confirms, then sends it back to /login.
+    let page = app.client.get(&logout_url).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    let xsrf = html.split("name=\"xsrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let confirm = app
+        .client
+        .post(format!("{}/session/end/confirm", op.issuer))
+        .form(&[("xsrf", xsrf.as_str()), ("logout", "yes")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(confirm.status(), 303);
+    let back = confirm.headers()["location"].to_str().unwrap();
+    assert!(back.starts_with(&format!("{}/login", app.address)), "{back}");
+    // Signed out at the provider too: the next sign-in asks for the password again.
+    let again = app.real_login("real", "alice", "alice-pw").await;
+    assert_eq!(again.status(), 302);
+}
+both_backends!(rp_initiated_logout_ends_both_sessions);
+
+async fn backchannel_logout_from_the_real_provider(backend: Backend) {
+    let (app, op) = setup(backend, "offline_access", vec![account("u1", "alice", "alice-pw")], |_| {}).await;
+    assert_eq!(app.real_login("real", "alice", "alice-pw").await.status(), 302);
+    assert_eq!(app.get("/me").await.status(), 200);
+    let sent = op.backchannel_logout("u1").await;
+    assert_eq!(sent["sent"], 1, "{sent}");
+    assert_eq!(sent["errors"], json!([]), "doorman accepted the logout token: {sent}");
+    assert_error(app.get("/me").await, 401, "invalid_session").await;
+    assert_error(app.post_empty("/me/refresh").await, 401, "invalid_session").await;
+}
+both_backends!(backchannel_logout_from_the_real_provider);
