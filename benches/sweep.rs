@@ -110,6 +110,23 @@ fn main() {
     let expected = (users / (100 / due_percent)) as usize;
     assert_eq!(claimed, expected, "every due user claimed once");
 
+    let _ = (before, after_idle);
+    let idle_buffers = {
+        #[derive(QueryableByName)]
+        struct Line {
+            #[diesel(sql_type = Text, column_name = "QUERY PLAN")]
+            line: String,
+        }
+        let lines = diesel::sql_query(
+            "EXPLAIN (ANALYZE, BUFFERS) SELECT id FROM external_identities WHERE refresh_state = 'active' \
+             AND next_refresh_at <= now() - interval '1 hour' AND (lease_until IS NULL OR lease_until < now()) \
+             ORDER BY next_refresh_at LIMIT 100 FOR UPDATE SKIP LOCKED",
+        )
+        .load::<Line>(&mut conn)
+        .expect("explain analyze");
+        let first = lines.iter().find_map(|l| l.line.trim().strip_prefix("Buffers: ").map(str::to_string));
+        first.unwrap_or_else(|| "no buffers".into())
+    };
     let plan: Vec<String> = {
         #[derive(QueryableByName)]
         struct Line {
@@ -135,11 +152,7 @@ fn main() {
     println!("| full sweep: claims + {claimed} outcome updates | {:.1?} |", sweep_time);
     println!("| of which claim queries ({} batches) | {:.1?} |", claimed.div_ceil(100) + 1, claim_time);
     println!("| per due user | {:.0?} |", sweep_time / claimed.max(1) as u32);
-    println!(
-        "| idle sweep load: rows read / blocks touched | {} / {} |",
-        (after_idle.tup_returned - before.tup_returned) + (after_idle.tup_fetched - before.tup_fetched),
-        (after_idle.blks_hit - before.blks_hit) + (after_idle.blks_read - before.blks_read)
-    );
+    println!("| idle sweep load: buffers of the claim (EXPLAIN ANALYZE BUFFERS) | {idle_buffers} |");
     println!(
         "| full sweep load: transactions / rows read / rows updated / blocks touched | {} / {} / {} / {} |",
         after.xact_commit - after_idle.xact_commit,

@@ -180,7 +180,7 @@ pub async fn change_password(
     let ended = state
         .db
         .run(move |conn| {
-            conn.transaction(|conn| {
+            db::write_transaction(conn, |conn| {
                 db::users::set_password_hash(conn, &user_id, &hash)?;
                 db::sessions::revoke_all_for_user(conn, &user_id, keep.as_deref())
             })
@@ -192,7 +192,6 @@ pub async fn change_password(
     Ok(())
 }
 
-use diesel::Connection;
 
 #[cfg(test)]
 mod tests {

@@ -158,6 +158,23 @@ pub fn migrate(conn: &mut DbConnection) -> Result<(), Box<dyn std::error::Error 
     }
 }
 
+/// Runs `f` in a transaction that will write. On SQLite the write lock is
+/// taken first, so a transaction that reads before it writes waits for other
+/// writers (`busy_timeout`) instead of failing with "database is locked" when
+/// its read snapshot goes stale; on PostgreSQL it is a plain transaction.
+pub fn write_transaction<T, F>(conn: &mut DbConnection, f: F) -> QueryResult<T>
+where
+    F: FnOnce(&mut DbConnection) -> QueryResult<T>,
+{
+    conn.transaction(|conn| {
+        if let DbConnection::Sqlite(lite) = conn {
+            // A write statement that touches no row still takes the write lock.
+            diesel::sql_query("UPDATE used_oidc_states SET state_hash = state_hash WHERE 1 = 0").execute(lite)?;
+        }
+        f(conn)
+    })
+}
+
 /// The current time as stored: UTC, microsecond precision.
 pub fn now() -> chrono::NaiveDateTime {
     let now = chrono::Utc::now().naive_utc();

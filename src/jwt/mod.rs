@@ -54,5 +54,5 @@ pub enum TokenError {
     #[error("no signing key is available")]
     NoSigningKey,
     #[error("signing failed")]
-    Signing(#[source] jsonwebtoken::errors::Error),
+    Signing(#[source] serde_json::Error),
 }

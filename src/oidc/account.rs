@@ -3,7 +3,6 @@
 //! followed, `valid_until` set and the refresh token stored encrypted.
 
 use chrono::{Duration as ChronoDuration, NaiveDateTime};
-use diesel::Connection;
 
 use super::OidcError;
 use crate::accounts::{new_user_row, valid_email, Username};
@@ -65,7 +64,7 @@ pub async fn sign_in(state: &AppState, provider_id: &str, profile: ExternalProfi
         let result = state
             .db
             .run(move |conn| {
-                conn.transaction(|conn| {
+                db::write_transaction(conn, |conn| {
                     upsert(conn, &vault, &provider_id, &profile, &channel, valid_until, next_refresh)
                 })
             })

@@ -1,0 +1,132 @@
+//! The sign-in itself: complete logins per second through the real
+//! `oidc-provider` on loopback (tests/idp), and doorman's own time per
+//! callback apart from the provider's (from its `Server-Timing` header).
+//!
+//!   cargo bench --bench signin            (LOGINS=200 CONCURRENCY=4 to change)
+
+#[path = "../tests/api/real_op.rs"]
+#[allow(dead_code)]
+mod real_op;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use doorman::config::Settings;
+use doorman::startup::Application;
+use real_op::{account, login_at_provider, RealOp, CLIENT_ID, CLIENT_SECRET};
+use serde_json::json;
+
+struct Sample {
+    total: Duration,
+    authenticate: Duration,
+    callback: Duration,
+    callback_own: Duration,
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_provider(Arc::new(reqwest::cookie::Jar::default()))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+fn own_time(header: Option<&reqwest::header::HeaderValue>) -> Duration {
+    let text = header.and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let ms: f64 = text
+        .split(',')
+        .find_map(|part| part.trim().strip_prefix("doorman;dur="))
+        .and_then(|v| v.parse().ok())
+        .expect("Server-Timing: doorman;dur=");
+    Duration::from_secs_f64(ms / 1000.0)
+}
+
+async fn login(base: &str, user: &str) -> Sample {
+    let client = client();
+    let started = Instant::now();
+    let start = client.get(format!("{base}/oidc/authenticate")).send().await.unwrap();
+    let authenticate = started.elapsed();
+    assert_eq!(start.status(), 302);
+    let callback_url = login_at_provider(&client, start.headers()["location"].to_str().unwrap(), user, "pw").await;
+    let at_callback = Instant::now();
+    let done = client.get(&callback_url).send().await.unwrap();
+    let callback = at_callback.elapsed();
+    assert_eq!(done.status(), 302, "callback failed");
+    Sample { total: started.elapsed(), authenticate, callback, callback_own: own_time(done.headers().get("server-timing")) }
+}
+
+fn percentile(mut values: Vec<Duration>, p: f64) -> Duration {
+    values.sort();
+    values[((values.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let _ = env_logger::builder().filter_level(log::LevelFilter::Warn).parse_default_env().try_init();
+    let logins: usize = std::env::var("LOGINS").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
+    let concurrency: usize = std::env::var("CONCURRENCY").ok().and_then(|v| v.parse().ok()).unwrap_or(4);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let accounts: Vec<_> = (0..20).map(|i| account(&format!("u{i}"), &format!("user{i}"), "pw")).collect();
+    let op = RealOp::start(json!({
+        "clients": [{"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "redirect_uris": [format!("{base}/oidc/callback")]}],
+        "accounts": accounts,
+        "auto_consent": true,
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = Settings::from_toml(&format!(
+        "[server]\npublic_url = \"{base}\"\n[database]\nurl = \"sqlite://{}/doorman.db\"\n[auth]\nsecret_key = \"bench-secret-key-0123456789abcdef-0123456789\"",
+        dir.path().display()
+    ))
+    .unwrap();
+    settings.providers.push(op.provider_settings("real"));
+    let app = Application::build_on(settings, listener).await.expect("doorman starts");
+    tokio::spawn(app.run());
+
+    for i in 0..5 {
+        login(&base, &format!("user{}", i % 20)).await;
+    }
+    // One at a time: latency of each part.
+    let samples: Vec<Sample> = {
+        let mut out = Vec::new();
+        for i in 0..logins {
+            out.push(login(&base, &format!("user{}", i % 20)).await);
+        }
+        out
+    };
+    // Several at once: throughput.
+    let started = Instant::now();
+    let per_task = logins / concurrency;
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|t| {
+            let base = base.clone();
+            tokio::spawn(async move {
+                for i in 0..per_task {
+                    login(&base, &format!("user{}", (t * per_task + i) % 20)).await;
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let rate = (per_task * concurrency) as f64 / started.elapsed().as_secs_f64();
+
+    let col = |f: fn(&Sample) -> Duration| samples.iter().map(f).collect::<Vec<_>>();
+    let callback_own = col(|s| s.callback_own);
+    println!("{logins} logins through oidc-provider on loopback (auto consent), doorman on SQLite, release build");
+    println!();
+    println!("| measure | median | p99 |");
+    println!("| --- | ---: | ---: |");
+    println!("| whole login, client's view (all hops, doorman and provider) | {} | {} |", ms(percentile(col(|s| s.total), 0.5)), ms(percentile(col(|s| s.total), 0.99)));
+    println!("| GET /oidc/authenticate, client's view | {} | {} |", ms(percentile(col(|s| s.authenticate), 0.5)), ms(percentile(col(|s| s.authenticate), 0.99)));
+    println!("| GET /oidc/callback, client's view (incl. token + userinfo at the provider) | {} | {} |", ms(percentile(col(|s| s.callback), 0.5)), ms(percentile(col(|s| s.callback), 0.99)));
+    println!("| GET /oidc/callback, doorman's own time (Server-Timing, provider excluded) | {} | {} |", ms(percentile(callback_own.clone(), 0.5)), ms(percentile(callback_own, 0.99)));
+    println!();
+    println!("complete logins per second, {concurrency} at once: {rate:.0}");
+    drop(op);
+}
