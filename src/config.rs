@@ -473,6 +473,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)]
     fn environment_wins_over_file() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("d.toml", &format!("[auth]\n{KEY}\naccess_ttl = \"5m\"\n[database]\nurl = \"sqlite://a.db\""))?;

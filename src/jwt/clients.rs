@@ -63,7 +63,9 @@ pub enum CreateClientError {
 
 /// Whether `scope` is an OAuth scope-token (RFC 6749 §3.3).
 pub fn valid_scope_token(scope: &str) -> bool {
-    !scope.is_empty() && scope.len() <= 100 && scope.bytes().all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
+    !scope.is_empty()
+        && scope.len() <= 100
+        && scope.bytes().all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
 }
 
 /// Parses `--claims`: a JSON object without the token's own claims.
@@ -81,7 +83,12 @@ pub fn parse_claims(text: &str) -> Result<Map<String, Value>, String> {
 
 /// Makes a client (synchronous: the command line). `scopes` may hold
 /// several space-separated scopes per item.
-pub fn create(conn: &mut DbConnection, name: &str, scopes: &[String], claims: Option<&str>) -> Result<NewClient, CreateClientError> {
+pub fn create(
+    conn: &mut DbConnection,
+    name: &str,
+    scopes: &[String],
+    claims: Option<&str>,
+) -> Result<NewClient, CreateClientError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
         return Err(CreateClientError::InvalidName(format!("1 to {MAX_NAME} printable characters")));

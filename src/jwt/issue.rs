@@ -44,8 +44,9 @@ impl TokenParams {
         match mime.as_deref() {
             _ if body.iter().all(u8::is_ascii_whitespace) => Ok(Self::default()),
             Some("application/x-www-form-urlencoded") => Self::from_form(body),
-            Some("application/json") => serde_json::from_slice(body)
-                .map_err(|e| TokenError::InvalidRequest(format!("invalid JSON body: {e}"))),
+            Some("application/json") => {
+                serde_json::from_slice(body).map_err(|e| TokenError::InvalidRequest(format!("invalid JSON body: {e}")))
+            }
             _ => Err(TokenError::UnsupportedMediaType),
         }
     }
@@ -109,16 +110,17 @@ pub async fn token_for_request(state: &AppState, req: &HttpRequest, params: Toke
     let basic = authorization.filter(|v| v.get(..6).is_some_and(|scheme| scheme.eq_ignore_ascii_case("basic ")));
     let caller = match (basic, params.grant_type.as_deref()) {
         (Some(value), Some(CLIENT_CREDENTIALS)) => {
-            let (id, secret) = clients::parse_basic(value).ok_or(TokenError::InvalidClient("malformed HTTP Basic credentials"))?;
+            let (id, secret) =
+                clients::parse_basic(value).ok_or(TokenError::InvalidClient("malformed HTTP Basic credentials"))?;
             Caller::Client(clients::authenticate(state, &id, &secret).await?)
         }
         (None, Some(CLIENT_CREDENTIALS)) => {
             return Err(TokenError::InvalidClient("grant_type=client_credentials needs HTTP Basic client authentication"))
         }
-        (_, Some(other)) => {
-            return Err(TokenError::UnsupportedGrantType(other.chars().take(100).collect()))
+        (_, Some(other)) => return Err(TokenError::UnsupportedGrantType(other.chars().take(100).collect())),
+        (Some(_), _) => {
+            return Err(TokenError::InvalidRequest("HTTP Basic client authentication needs grant_type=client_credentials".into()))
         }
-        (Some(_), _) => return Err(TokenError::InvalidRequest("HTTP Basic client authentication needs grant_type=client_credentials".into())),
         (None, None) => {
             let principal = principal::authenticate(req, state).await?;
             if !principal.scopes.contains(Scope::Tokens) {
@@ -129,7 +131,11 @@ pub async fn token_for_request(state: &AppState, req: &HttpRequest, params: Toke
     };
     let issuer = state.settings.server.url_for("");
     let audience = match params.audience {
-        Some(aud) if aud.is_empty() || aud.chars().count() > MAX_AUDIENCE || aud.chars().any(|c| c.is_whitespace() || c.is_control()) => {
+        Some(aud)
+            if aud.is_empty()
+                || aud.chars().count() > MAX_AUDIENCE
+                || aud.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+        {
             return Err(TokenError::InvalidRequest(format!("audience must be 1 to {MAX_AUDIENCE} characters without spaces")))
         }
         Some(aud) => aud,
@@ -201,7 +207,10 @@ fn client_scope(held: &[String], asked: Option<&str>) -> Result<String, TokenErr
     let mut granted: Vec<&str> = Vec::new();
     for scope in asked.split_whitespace() {
         if !held.iter().any(|h| h == scope) {
-            return Err(TokenError::InvalidScope(format!("not granted to this client: {}", scope.chars().take(100).collect::<String>())));
+            return Err(TokenError::InvalidScope(format!(
+                "not granted to this client: {}",
+                scope.chars().take(100).collect::<String>()
+            )));
         }
         if !granted.contains(&scope) {
             granted.push(scope);

@@ -177,13 +177,6 @@ impl KeyRing {
             }
         }
     }
-
-    /// Rereads the keys now.
-    pub async fn reload(&self, state: &AppState) -> anyhow::Result<()> {
-        let fresh = load(state).await?;
-        self.store(fresh);
-        Ok(())
-    }
 }
 
 async fn load(state: &AppState) -> anyhow::Result<KeySet> {
@@ -251,19 +244,26 @@ pub fn generate(vault: &Vault, active_from: NaiveDateTime) -> SigningKeyRow {
     }
 }
 
+/// Serialises the writers of `signing_keys` inside a transaction: an
+/// advisory lock on PostgreSQL; on SQLite [`db::write_transaction`] already
+/// holds the single write lock.
+fn lock_keys(conn: &mut DbConnection) -> QueryResult<()> {
+    if matches!(conn, DbConnection::Postgresql(_)) {
+        diesel::sql_query(format!("SELECT pg_advisory_xact_lock({FIRST_KEY_LOCK})")).execute(conn)?;
+    }
+    Ok(())
+}
+
 /// Makes the first key when the table is empty, and returns every key.
-/// Two instances starting at once make one key: PostgreSQL serialises them
-/// with an advisory lock, SQLite with its single writer, and both look
-/// again inside the transaction before inserting.
+/// Two instances starting at once make one key: the writers are serialised
+/// ([`lock_keys`]) and look again inside the transaction before inserting.
 pub fn ensure_first_key(conn: &mut DbConnection, vault: &Vault) -> QueryResult<Vec<SigningKeyRow>> {
     let rows = signing_keys::all(conn)?;
     if !rows.is_empty() {
         return Ok(rows);
     }
-    conn.transaction(|conn| {
-        if matches!(conn, DbConnection::Postgresql(_)) {
-            diesel::sql_query(format!("SELECT pg_advisory_xact_lock({FIRST_KEY_LOCK})")).execute(conn)?;
-        }
+    db::write_transaction(conn, |conn| {
+        lock_keys(conn)?;
         if signing_keys::all(conn)?.is_empty() {
             signing_keys::insert(conn, &generate(vault, db::now()))?;
         }
@@ -275,20 +275,8 @@ pub fn ensure_first_key(conn: &mut DbConnection, vault: &Vault) -> QueryResult<V
 /// Called at startup: makes the first key when there is none, and loads
 /// every key into this instance.
 pub async fn ensure_signing_key(state: &AppState) -> anyhow::Result<()> {
-    let mut attempt = 0;
-    let rows = loop {
-        let vault = state.keys.vault.clone();
-        match state.db.run(move |conn| ensure_first_key(conn, &vault)).await {
-            Ok(rows) => break rows,
-            // SQLite refuses a writer whose snapshot went stale; look again.
-            Err(err) if attempt < 3 => {
-                attempt += 1;
-                log::warn!("making the first signing key: {err}; trying again");
-                tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
-            }
-            Err(err) => return Err(err.into()),
-        }
-    };
+    let vault = state.keys.vault.clone();
+    let rows = state.db.run(move |conn| ensure_first_key(conn, &vault)).await?;
     let set = decrypt_all(&rows, &state.keys.vault)?;
     if set.signer(Utc::now()).is_none() {
         log::warn!("no signing key is active yet: POST /token answers 503 until one is");
@@ -313,14 +301,10 @@ pub struct Rotation {
 /// until their last tokens have expired, and drops keys no longer published.
 pub fn rotate(conn: &mut DbConnection, vault: &Vault, delay: Duration, token_ttl: Duration) -> QueryResult<Rotation> {
     let to_chrono = |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::days(365));
-    conn.transaction(|conn| {
-        if matches!(conn, DbConnection::Postgresql(_)) {
-            diesel::sql_query(format!("SELECT pg_advisory_xact_lock({FIRST_KEY_LOCK})")).execute(conn)?;
-        }
+    db::write_transaction(conn, |conn| {
+        lock_keys(conn)?;
         let now = db::now();
-        let any_signs = signing_keys::all(conn)?
-            .iter()
-            .any(|k| k.active_from <= now && k.retired_at.is_none_or(|r| r > now));
+        let any_signs = signing_keys::all(conn)?.iter().any(|k| k.active_from <= now && k.retired_at.is_none_or(|r| r > now));
         let active_from = if any_signs { now + to_chrono(delay) } else { now };
         let row = generate(vault, active_from);
         signing_keys::insert(conn, &row)?;

@@ -49,12 +49,17 @@ pub async fn tap_post(
     let request = if body.iter().all(u8::is_ascii_whitespace) {
         TokenRequest::default()
     } else {
-        let is_json = content_type(&req).is_some_and(|c| c.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json"));
+        let is_json =
+            content_type(&req).is_some_and(|c| c.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json"));
         if !is_json {
-            return Err(ApiError::new(actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send application/json"));
+            return Err(ApiError::new(
+                actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send application/json",
+            ));
         }
-        let parsed: TokenRequestBody =
-            serde_json::from_slice(&body).map_err(|e| ApiError::bad_request("invalid_json", format!("invalid JSON body: {e}")))?;
+        let parsed: TokenRequestBody = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request("invalid_json", format!("invalid JSON body: {e}")))?;
         TokenRequest::try_from(parsed)?
     };
     let token = api_token::create(&state, &principal, request).await?;
@@ -70,7 +75,11 @@ pub struct ListQuery {
 }
 
 /// `GET /api-tokens[?all=true]`.
-pub async fn list(state: web::Data<AppState>, principal: Principal, query: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn list(
+    state: web::Data<AppState>,
+    principal: Principal,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
     let tokens = api_token::list(&state, &principal, query.all).await?;
     Ok(HttpResponse::Ok().insert_header(NO_STORE).json(tokens))
 }
@@ -83,7 +92,11 @@ pub async fn revoke(state: web::Data<AppState>, principal: Principal, id: web::P
 
 /// `POST /token`: a service JWT, for a user (bearer or browser session) or
 /// a machine client (client credentials).
-pub async fn service_token(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+pub async fn service_token(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
     let body = read_body(payload).await?;
     let params = TokenParams::parse(content_type(&req), &body)?;
     let issued = issue::token_for_request(&state, &req, params).await?;

@@ -335,6 +335,21 @@ async fn provider_down_at_start_answers_503_then_recovers() {
     assert_error(response, 503, "provider_unavailable").await;
     assert_eq!(app.login("alice", "correct horse").await.status(), 200, "password login goes on");
     assert_eq!(app.get("/oidc/authenticate?provider=up").await.status(), 302, "other providers go on");
+
+    // The provider comes up: discovery is retried in the background and its login works.
+    let late = FakeOp::start_on(port).await;
+    let mut recovered = false;
+    for _ in 0..40 {
+        if app.get("/oidc/authenticate?provider=down").await.status() == 302 {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert!(recovered, "the provider was discovered once it came up");
+    let callback = app.begin_login("down", None).await;
+    assert!(callback.starts_with(&format!("{}/oidc/callback", app.address)));
+    drop(late);
 }
 
 #[tokio::test]

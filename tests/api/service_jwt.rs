@@ -106,7 +106,10 @@ async fn jwks_publishes_one_encrypted_ed25519_key(backend: Backend) {
     let keys = set["keys"].as_array().unwrap();
     assert_eq!(keys.len(), 1);
     let key = &keys[0];
-    assert_eq!((&key["kty"], &key["crv"], &key["alg"], &key["use"]), (&json!("OKP"), &json!("Ed25519"), &json!("EdDSA"), &json!("sig")));
+    assert_eq!(
+        (&key["kty"], &key["crv"], &key["alg"], &key["use"]),
+        (&json!("OKP"), &json!("Ed25519"), &json!("EdDSA"), &json!("sig"))
+    );
     assert!(key["kid"].is_string() && key.get("d").is_none(), "{key}");
     let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(key["x"].as_str().unwrap()).unwrap();
     assert_eq!(x.len(), 32);
@@ -150,7 +153,8 @@ async fn a_bearer_token_trades_for_a_verifiable_jwt(backend: Backend) {
     let narrowed = verify(&app, body["access_token"].as_str().unwrap(), "queue-service").await;
     assert_eq!(narrowed["scope"], "account");
     assert_ne!(narrowed["jti"], claims["jti"]);
-    let json_body = reqwest::Client::new().post(app.url("/token")).bearer_auth(token).json(&json!({"audience": "a"})).send().await.unwrap();
+    let json_body =
+        reqwest::Client::new().post(app.url("/token")).bearer_auth(token).json(&json!({"audience": "a"})).send().await.unwrap();
     assert_eq!(json_body.status(), 200);
 
     // Never more than the token holds.
@@ -205,10 +209,18 @@ async fn clients_trade_credentials_for_jwts_with_their_claims(backend: Backend) 
     assert_eq!(claims["scope"], "queue:submit queue:read");
     assert_eq!(claims["queues"], json!({"gpu": 10, "cpu": 1}));
 
-    let body: Value =
-        client_credentials(&app, &id, &secret, "grant_type=client_credentials&scope=queue:read&audience=queue").await.json().await.unwrap();
+    let body: Value = client_credentials(&app, &id, &secret, "grant_type=client_credentials&scope=queue:read&audience=queue")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(verify(&app, body["access_token"].as_str().unwrap(), "queue").await["scope"], "queue:read");
-    assert_error(client_credentials(&app, &id, &secret, "grant_type=client_credentials&scope=queue:admin").await, 400, "invalid_scope").await;
+    assert_error(
+        client_credentials(&app, &id, &secret, "grant_type=client_credentials&scope=queue:admin").await,
+        400,
+        "invalid_scope",
+    )
+    .await;
     assert_error(client_credentials(&app, &id, &secret, "grant_type=password").await, 400, "unsupported_grant_type").await;
     assert_error(client_credentials(&app, &id, &secret, "").await, 400, "invalid_request").await;
 
@@ -292,7 +304,12 @@ async fn bad_token_requests_are_4xx(backend: Backend) {
     assert_error(send("text/plain", "scope=account".into()).await.unwrap(), 415, "unsupported_media_type").await;
     assert_error(send("application/json", "{\"scope\": ".into()).await.unwrap(), 400, "invalid_request").await;
     assert_error(send("application/json", "{\"bogus\": 1}".into()).await.unwrap(), 400, "invalid_request").await;
-    assert_error(send("application/json", format!("{{\"scope\": \"{}\"}}", "a".repeat(100_000))).await.unwrap(), 413, "payload_too_large").await;
+    assert_error(
+        send("application/json", format!("{{\"scope\": \"{}\"}}", "a".repeat(100_000))).await.unwrap(),
+        413,
+        "payload_too_large",
+    )
+    .await;
     let form = "application/x-www-form-urlencoded";
     assert_error(send(form, "audience=two%20words".into()).await.unwrap(), 400, "invalid_request").await;
     assert_error(send(form, format!("audience={}", "a".repeat(201))).await.unwrap(), 400, "invalid_request").await;
@@ -387,7 +404,13 @@ async fn python_verifies_a_jwt_with_the_published_keys(backend: Backend) {
     let (id, secret) = create_client(&app, &["worker", "--scopes", "queue:submit", "--claims", r#"{"queues": {"gpu": 10}}"#]);
     let body: Value =
         client_credentials(&app, &id, &secret, "grant_type=client_credentials&audience=queue").await.json().await.unwrap();
-    let args = vec!["examples/python/verify_jwt.py".into(), app.address.clone(), body["access_token"].as_str().unwrap().into(), "--audience".into(), "queue".into()];
+    let args = vec![
+        "examples/python/verify_jwt.py".into(),
+        app.address.clone(),
+        body["access_token"].as_str().unwrap().into(),
+        "--audience".into(),
+        "queue".into(),
+    ];
     let claims: Value = serde_json::from_str(python(args, vec![]).await.trim()).unwrap();
     assert_eq!(claims["queues"], json!({"gpu": 10}));
 

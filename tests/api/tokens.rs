@@ -232,11 +232,13 @@ async fn other_peoples_tokens_are_not_found_unless_admin(backend: Backend) {
     // An admin, here through a bearer token with users:admin, lists everyone's and revokes any.
     app.login("root", "admin password").await;
     let admin_token = token_of(&tap(&app).await);
-    let all: Value = bearer(reqwest::Method::GET, &app, "/api-tokens?all=true", &admin_token).send().await.unwrap().json().await.unwrap();
+    let all: Value =
+        bearer(reqwest::Method::GET, &app, "/api-tokens?all=true", &admin_token).send().await.unwrap().json().await.unwrap();
     let mut owners: Vec<&str> = all.as_array().unwrap().iter().map(|t| t["username"].as_str().unwrap()).collect();
     owners.sort();
     assert_eq!(owners, ["alice", "bob", "root"]);
-    let own_only: Value = bearer(reqwest::Method::GET, &app, "/api-tokens", &admin_token).send().await.unwrap().json().await.unwrap();
+    let own_only: Value =
+        bearer(reqwest::Method::GET, &app, "/api-tokens", &admin_token).send().await.unwrap().json().await.unwrap();
     assert_eq!(own_only.as_array().unwrap().len(), 1);
     let bob_id = bob["id"].as_str().unwrap();
     let response = bearer(reqwest::Method::DELETE, &app, &format!("/api-tokens/{bob_id}"), &admin_token).send().await.unwrap();
@@ -361,7 +363,9 @@ async fn python_client_prints_the_username(backend: Backend) {
     app.create_user("alice", "correct horse", false);
     app.login("alice", "correct horse").await;
     let token = token_of(&tap(&app).await);
-    let stdout = python(vec!["examples/python/client.py".into(), app.address.clone()], vec![("DOORMAN_TOKEN".into(), token.clone())]).await;
+    let stdout =
+        python(vec!["examples/python/client.py".into(), app.address.clone()], vec![("DOORMAN_TOKEN".into(), token.clone())])
+            .await;
     assert_eq!(stdout.trim(), "alice");
     // The token as an argument works too; a wrong one fails with doorman's error.
     let stdout = python(vec!["examples/python/client.py".into(), app.address.clone(), token], vec![]).await;

@@ -106,7 +106,12 @@ fn random() -> String {
 
 impl FakeOp {
     pub async fn start() -> FakeOp {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        Self::start_on(0).await
+    }
+
+    /// Starts on a given loopback port (0: any free one).
+    pub async fn start_on(port: u16) -> FakeOp {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
         let port = listener.local_addr().unwrap().port();
         let issuer = format!("http://127.0.0.1:{port}");
         let state = Arc::new(Mutex::new(OpState {
