@@ -122,10 +122,26 @@ async fn main() {
     println!();
     println!("| measure | median | p99 |");
     println!("| --- | ---: | ---: |");
-    println!("| whole login, client's view (all hops, doorman and provider) | {} | {} |", ms(percentile(col(|s| s.total), 0.5)), ms(percentile(col(|s| s.total), 0.99)));
-    println!("| GET /oidc/authenticate, client's view | {} | {} |", ms(percentile(col(|s| s.authenticate), 0.5)), ms(percentile(col(|s| s.authenticate), 0.99)));
-    println!("| GET /oidc/callback, client's view (incl. token + userinfo at the provider) | {} | {} |", ms(percentile(col(|s| s.callback), 0.5)), ms(percentile(col(|s| s.callback), 0.99)));
-    println!("| GET /oidc/callback, doorman's own time (Server-Timing, provider excluded) | {} | {} |", ms(percentile(callback_own.clone(), 0.5)), ms(percentile(callback_own, 0.99)));
+    println!(
+        "| whole login, client's view (all hops, doorman and provider) | {} | {} |",
+        ms(percentile(col(|s| s.total), 0.5)),
+        ms(percentile(col(|s| s.total), 0.99))
+    );
+    println!(
+        "| GET /oidc/authenticate, client's view | {} | {} |",
+        ms(percentile(col(|s| s.authenticate), 0.5)),
+        ms(percentile(col(|s| s.authenticate), 0.99))
+    );
+    println!(
+        "| GET /oidc/callback, client's view (incl. token + userinfo at the provider) | {} | {} |",
+        ms(percentile(col(|s| s.callback), 0.5)),
+        ms(percentile(col(|s| s.callback), 0.99))
+    );
+    println!(
+        "| GET /oidc/callback, doorman's own time (Server-Timing, provider excluded) | {} | {} |",
+        ms(percentile(callback_own.clone(), 0.5)),
+        ms(percentile(callback_own, 0.99))
+    );
     println!();
     println!("complete logins per second, {concurrency} at once: {rate:.0}");
     drop(op);

@@ -169,7 +169,8 @@ pub async fn change_password(
     }
     password::check_policy(&new_password)?;
     if is_self && !(as_admin && old_password.is_none()) {
-        let old = old_password.ok_or_else(|| AuthError::InvalidInput("old_password is required to change your own password".into()))?;
+        let old =
+            old_password.ok_or_else(|| AuthError::InvalidInput("old_password is required to change your own password".into()))?;
         if !password::verify_blocking(user.password_hash.clone(), old).await? {
             return Err(AuthError::Forbidden("old_password is wrong".into()));
         }
@@ -191,7 +192,6 @@ pub async fn change_password(
     }
     Ok(())
 }
-
 
 #[cfg(test)]
 mod tests {

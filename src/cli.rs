@@ -12,7 +12,11 @@ use crate::db::Db;
 use crate::startup::Application;
 
 #[derive(Debug, Parser)]
-#[command(name = "doorman", version, about = "Authentication backend: password and OpenID Connect sign-in, JWT cookies, scoped bearer tokens")]
+#[command(
+    name = "doorman",
+    version,
+    about = "Authentication backend: password and OpenID Connect sign-in, JWT cookies, scoped bearer tokens"
+)]
 pub struct Cli {
     /// TOML configuration file; every key may also be set as DOORMAN__SECTION__KEY.
     #[arg(long, env = "DOORMAN_CONFIG", global = true)]
@@ -113,7 +117,8 @@ fn rotate_keys(settings: Settings, delay: &str) -> anyhow::Result<()> {
     let db = open_db(&settings)?;
     let mut conn = db.get()?;
     let vault = crate::crypto::DerivedKeys::derive(&settings.auth.secret_key).vault;
-    let done = crate::jwt::keys::rotate(&mut conn, &vault, delay, settings.auth.service_token_ttl).context("rotating the signing keys")?;
+    let done = crate::jwt::keys::rotate(&mut conn, &vault, delay, settings.auth.service_token_ttl)
+        .context("rotating the signing keys")?;
     println!("new signing key {}: published now, signs from {} UTC", done.kid, done.active_from.format("%Y-%m-%d %H:%M:%S"));
     if done.retired > 0 {
         println!(

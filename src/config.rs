@@ -322,7 +322,10 @@ impl RawSettings {
 
         let db_url = self.database.url.trim().to_string();
         if !(db_url.starts_with("sqlite://") || db_url.starts_with("postgres://") || db_url.starts_with("postgresql://")) {
-            return Err(ConfigError::new("database.url", format!("unsupported URL {db_url:?}: use sqlite://FILE or postgres://...")));
+            return Err(ConfigError::new(
+                "database.url",
+                format!("unsupported URL {db_url:?}: use sqlite://FILE or postgres://..."),
+            ));
         }
         if self.database.pool_size == 0 {
             return Err(ConfigError::new("database.pool_size", "must be at least 1"));
@@ -333,9 +336,7 @@ impl RawSettings {
             return Err(ConfigError::new("auth.default_channel", "must not be empty"));
         }
         let secret_key = match &a.secret_key {
-            Some(key) if key.len() < 32 => {
-                return Err(ConfigError::new("auth.secret_key", "must be at least 32 characters"))
-            }
+            Some(key) if key.len() < 32 => return Err(ConfigError::new("auth.secret_key", "must be at least 32 characters")),
             Some(key) => SecretString::new(key.clone()),
             None => development_key(&db_url)?,
         };
@@ -398,7 +399,8 @@ fn development_key(db_url: &str) -> Result<SecretString, ConfigError> {
         return Err(ConfigError::new("auth.secret_key", "required with a PostgreSQL database (every instance must share it)"));
     };
     let key_path = PathBuf::from(format!("{path}.secret_key"));
-    let fail = |e: std::io::Error| ConfigError::new("auth.secret_key", format!("development key file {}: {e}", key_path.display()));
+    let fail =
+        |e: std::io::Error| ConfigError::new("auth.secret_key", format!("development key file {}: {e}", key_path.display()));
     if let Ok(existing) = std::fs::read_to_string(&key_path) {
         let existing = existing.trim().to_string();
         if existing.len() >= 32 {
@@ -457,7 +459,8 @@ mod tests {
 
     #[test]
     fn bad_issuer_url_is_named() {
-        let text = format!("[auth]\n{KEY}\n[[oidc.providers]]\nid = \"a\"\nname = \"A\"\nissuer = \"not a url\"\nclient_id = \"c\"");
+        let text =
+            format!("[auth]\n{KEY}\n[[oidc.providers]]\nid = \"a\"\nname = \"A\"\nissuer = \"not a url\"\nclient_id = \"c\"");
         let err = Settings::from_toml(&text).unwrap_err();
         assert!(err.to_string().starts_with("config: oidc.providers[0].issuer: invalid URL"), "{err}");
     }

@@ -89,14 +89,7 @@ impl ResponseError for ApiError {
 
 /// Logs an internal failure with its whole chain, once, and hides it from the client.
 pub fn internal(err: &(dyn std::error::Error + 'static)) -> ApiError {
-    let mut chain = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        chain.push_str(": ");
-        chain.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    log::error!("{chain}");
+    log::error!("{}", chain(err));
     ApiError::internal()
 }
 
@@ -129,17 +122,24 @@ impl From<AuthError> for ApiError {
                 ApiError::unauthorized("invalid_token", "the Authorization header must be \"Bearer <token>\""),
                 "malformed",
             ),
-            InvalidToken => bearer(ApiError::unauthorized("invalid_token", "the token is invalid, expired or revoked"), "invalid"),
-            InvalidSession => ApiError::unauthorized("invalid_session", "the session is invalid, expired or ended; sign in again"),
+            InvalidToken => {
+                bearer(ApiError::unauthorized("invalid_token", "the token is invalid, expired or revoked"), "invalid")
+            }
+            InvalidSession => {
+                ApiError::unauthorized("invalid_session", "the session is invalid, expired or ended; sign in again")
+            }
             SignInAgain => bearer(
-                ApiError::unauthorized("sign_in_again", "your identity provider no longer vouches for this account; sign in again"),
+                ApiError::unauthorized(
+                    "sign_in_again",
+                    "your identity provider no longer vouches for this account; sign in again",
+                ),
                 "expired",
             ),
             CsrfFailed => ApiError::forbidden("csrf_failed", "the X-CSRFToken header must match the csrftoken cookie"),
-            InsufficientScope(scope) => ApiError::forbidden("insufficient_scope", format!("this call needs the scope \"{scope}\""))
-                .with_challenge(format!(
-                    "Bearer realm=\"doorman\", error=\"insufficient_scope\", scope=\"{scope}\""
-                )),
+            InsufficientScope(scope) => {
+                ApiError::forbidden("insufficient_scope", format!("this call needs the scope \"{scope}\""))
+                    .with_challenge(format!("Bearer realm=\"doorman\", error=\"insufficient_scope\", scope=\"{scope}\""))
+            }
             Forbidden(message) => ApiError::forbidden("forbidden", message),
             ExternalUser => ApiError::forbidden(
                 "external_user",
@@ -149,7 +149,9 @@ impl From<AuthError> for ApiError {
                 ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", "too many failed attempts; wait and try again")
                     .with_retry_after(seconds)
             }
-            BrowserSessionRequired => ApiError::forbidden("browser_session_required", "this call needs a signed-in browser session"),
+            BrowserSessionRequired => {
+                ApiError::forbidden("browser_session_required", "this call needs a signed-in browser session")
+            }
             InvalidInput(message) => ApiError::bad_request("invalid_input", message),
             PasswordLoginDisabled => ApiError::forbidden("password_login_disabled", "password login is turned off"),
             NotFound(message) => ApiError::not_found(message),

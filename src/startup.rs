@@ -22,8 +22,8 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-        let listener = TcpListener::bind(settings.server.bind)
-            .with_context(|| format!("cannot listen on {}", settings.server.bind))?;
+        let listener =
+            TcpListener::bind(settings.server.bind).with_context(|| format!("cannot listen on {}", settings.server.bind))?;
         Self::build_on(settings, listener).await
     }
 
@@ -50,7 +50,9 @@ impl Application {
                 .wrap(routes::cors(&app_state.settings))
                 .wrap(Compress::default())
                 // %U: the path only; the OIDC callback's query carries the code.
-                .wrap(Logger::new("%a %{method}xi %U %s %b %Dms").custom_request_replace("method", |req| req.method().to_string()))
+                .wrap(
+                    Logger::new("%a %{method}xi %U %s %b %Dms").custom_request_replace("method", |req| req.method().to_string()),
+                )
                 .configure(routes::configure)
         })
         .listen(listener)?;

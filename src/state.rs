@@ -65,10 +65,7 @@ impl AppState {
             return Ok(live);
         }
         let key = id.to_string();
-        let live = self
-            .db
-            .run(move |conn| Ok(db::sessions::find(conn, &key)?.is_some_and(|s| s.is_live(db::now()))))
-            .await?;
+        let live = self.db.run(move |conn| Ok(db::sessions::find(conn, &key)?.is_some_and(|s| s.is_live(db::now())))).await?;
         self.session_cache.insert(id.to_string(), live);
         Ok(live)
     }

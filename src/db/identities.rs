@@ -80,7 +80,12 @@ pub mod refresh_state {
 /// until `lease_until`. On PostgreSQL rows are taken with
 /// `FOR UPDATE SKIP LOCKED`, so instances sharing a database never take the
 /// same row; on SQLite an immediate transaction serialises the claim.
-pub fn claim_due(conn: &mut DbConnection, now: NaiveDateTime, lease_until: NaiveDateTime, limit: i64) -> QueryResult<Vec<IdentityRow>> {
+pub fn claim_due(
+    conn: &mut DbConnection,
+    now: NaiveDateTime,
+    lease_until: NaiveDateTime,
+    limit: i64,
+) -> QueryResult<Vec<IdentityRow>> {
     match conn {
         DbConnection::Postgresql(pg) => {
             #[derive(QueryableByName)]
@@ -121,7 +126,12 @@ pub fn claim_due(conn: &mut DbConnection, now: NaiveDateTime, lease_until: Naive
 
 /// Leases the identity of `user_id` for an immediate refresh, if it holds a
 /// refresh token and no other instance is refreshing it.
-pub fn claim_user(conn: &mut DbConnection, user_id: &str, now: NaiveDateTime, lease_until: NaiveDateTime) -> QueryResult<Option<IdentityRow>> {
+pub fn claim_user(
+    conn: &mut DbConnection,
+    user_id: &str,
+    now: NaiveDateTime,
+    lease_until: NaiveDateTime,
+) -> QueryResult<Option<IdentityRow>> {
     let taken = diesel::update(
         ei::table
             .filter(ei::user_id.eq(user_id))

@@ -60,7 +60,8 @@ pub async fn sign_in(state: &AppState, provider_id: &str, profile: ExternalProfi
     let channel = state.settings.auth.default_channel.clone();
     let provider_id = provider_id.to_string();
     for attempt in 0..3 {
-        let (vault, profile, provider_id, channel) = (state.keys.vault.clone(), profile.clone(), provider_id.clone(), channel.clone());
+        let (vault, profile, provider_id, channel) =
+            (state.keys.vault.clone(), profile.clone(), provider_id.clone(), channel.clone());
         let result = state
             .db
             .run(move |conn| {

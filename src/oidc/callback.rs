@@ -7,8 +7,8 @@ use std::sync::Arc;
 use chrono::{Duration as ChronoDuration, Utc};
 use openidconnect::core::{CoreAuthPrompt, CoreAuthenticationFlow, CoreUserInfoClaims};
 use openidconnect::{
-    AccessToken, AccessTokenHash, AuthorizationCode, CsrfToken, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
-    PkceCodeVerifier, RequestTokenError, Scope, SubjectIdentifier, TokenResponse as _,
+    AccessToken, AccessTokenHash, AuthorizationCode, CsrfToken, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
+    RequestTokenError, Scope, SubjectIdentifier, TokenResponse as _,
 };
 use serde::Deserialize;
 
@@ -43,11 +43,8 @@ pub fn begin(state: &AppState, provider_id: Option<&str>, next: Option<&str>) ->
     };
     let ready = provider.ready()?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let mut request = ready.client.authorize_url(
-        CoreAuthenticationFlow::AuthorizationCode,
-        CsrfToken::new_random,
-        Nonce::new_random,
-    );
+    let mut request =
+        ready.client.authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random);
     for scope in provider.settings.scopes.iter().filter(|s| *s != "openid") {
         request = request.add_scope(Scope::new(scope.clone()));
     }
@@ -160,10 +157,19 @@ async fn mark_state_used(state: &AppState, pending: &PendingLogin) -> Result<(),
     let hash = sha256_hex(&pending.state);
     let expires = db::now() + ChronoDuration::seconds(LIFETIME_SECS + 60);
     let fresh = state.db.run(move |conn| db::oidc_states::mark_used(conn, &hash, expires)).await?;
-    if fresh { Ok(()) } else { Err(OidcError::Replayed) }
+    if fresh {
+        Ok(())
+    } else {
+        Err(OidcError::Replayed)
+    }
 }
 
-async fn exchange_code(state: &AppState, ready: &Ready, code: String, pending: &PendingLogin) -> Result<TokenResponse, OidcError> {
+async fn exchange_code(
+    state: &AppState,
+    ready: &Ready,
+    code: String,
+    pending: &PendingLogin,
+) -> Result<TokenResponse, OidcError> {
     let request = ready
         .client
         .exchange_code(AuthorizationCode::new(code))
@@ -217,13 +223,15 @@ impl From<IdTokenCheck> for OidcError {
     }
 }
 
-fn check_id_token(ready: &Ready, id_token: &IdToken, nonce: &Nonce, access_token: &AccessToken) -> Result<IdTokenClaims, IdTokenCheck> {
+fn check_id_token(
+    ready: &Ready,
+    id_token: &IdToken,
+    nonce: &Nonce,
+    access_token: &AccessToken,
+) -> Result<IdTokenClaims, IdTokenCheck> {
     use openidconnect::{ClaimsVerificationError as C, SignatureVerificationError as S};
-    let verifier = ready
-        .client
-        .id_token_verifier()
-        .set_allowed_algs(ready.allowed_algs.iter().cloned())
-        .set_issue_time_verifier_fn(|iat| {
+    let verifier =
+        ready.client.id_token_verifier().set_allowed_algs(ready.allowed_algs.iter().cloned()).set_issue_time_verifier_fn(|iat| {
             if iat > Utc::now() + ChronoDuration::seconds(IAT_SKEW_SECS) {
                 Err("issued in the future".to_string())
             } else {

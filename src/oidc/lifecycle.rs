@@ -153,10 +153,7 @@ async fn exchange_refresh_token(state: &AppState, identity: &IdentityRow) -> Res
         .open(&refresh_token_context(&identity.id), sealed)
         .map_err(|_| Failure::Refused("the stored refresh token cannot be decrypted".into()))?;
     let refresh_token = RefreshToken::new(token.expose().to_string());
-    let request = ready
-        .client
-        .exchange_refresh_token(&refresh_token)
-        .map_err(|e| Failure::Refused(e.to_string()))?;
+    let request = ready.client.exchange_refresh_token(&refresh_token).map_err(|e| Failure::Refused(e.to_string()))?;
     let response = request.request_async(&state.http).await.map_err(|err| match err {
         RequestTokenError::ServerResponse(r) => Failure::Refused(format!("token endpoint answered {}", r.error())),
         RequestTokenError::Request(e) => Failure::Unreachable(e.to_string()),
@@ -185,7 +182,11 @@ enum CheckError {
     Invalid(String),
 }
 
-fn check_refreshed_id_token(ready: &Arc<Ready>, id_token: &super::types::IdToken, identity: &IdentityRow) -> Result<(), CheckError> {
+fn check_refreshed_id_token(
+    ready: &Arc<Ready>,
+    id_token: &super::types::IdToken,
+    identity: &IdentityRow,
+) -> Result<(), CheckError> {
     use openidconnect::{ClaimsVerificationError as C, SignatureVerificationError as S};
     let verifier = ready.client.id_token_verifier().set_allowed_algs(ready.allowed_algs.iter().cloned());
     // Core 12.2: no nonce is expected in a refreshed ID token.

@@ -33,7 +33,12 @@ pub async fn after_session_end(state: &AppState, session: &SessionRow, user: &Us
     }
     let id_token = session.id_token_enc.as_deref().and_then(|sealed| state.keys.vault.open("id_token", sealed).ok());
     let endpoint = ready.end_session_endpoint.clone()?;
-    Some(end_session_url(endpoint, &provider.settings, id_token.as_ref().map(|t| t.expose()), &state.settings.server.url_for("/login")))
+    Some(end_session_url(
+        endpoint,
+        &provider.settings,
+        id_token.as_ref().map(|t| t.expose()),
+        &state.settings.server.url_for("/login"),
+    ))
 }
 
 /// RP-initiated logout: the end-session endpoint with `id_token_hint`,
@@ -52,12 +57,12 @@ pub fn end_session_url(mut endpoint: Url, provider: &ProviderSettings, id_token:
 /// Revokes the stored refresh token at the provider and forgets it.
 async fn revoke_refresh_token(state: &AppState, provider: &ProviderSettings, ready: &Ready, identity: &IdentityRow) {
     let Some(sealed) = identity.refresh_token_enc.as_deref() else { return };
-    if let (Some(endpoint), Ok(token)) = (&ready.revocation_endpoint, state.keys.vault.open(&refresh_token_context(&identity.id), sealed)) {
+    if let (Some(endpoint), Ok(token)) =
+        (&ready.revocation_endpoint, state.keys.vault.open(&refresh_token_context(&identity.id), sealed))
+    {
         let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-        let mut request = state
-            .http
-            .post(endpoint.as_str())
-            .form(&[("token", token.expose()), ("token_type_hint", "refresh_token")]);
+        let mut request =
+            state.http.post(endpoint.as_str()).form(&[("token", token.expose()), ("token_type_hint", "refresh_token")]);
         request = match &provider.client_secret {
             // RFC 6749 2.3.1: client_secret_basic with form-encoded id and secret.
             Some(secret) => request.basic_auth(encode(&provider.client_id), Some(encode(secret.expose()))),

@@ -48,7 +48,13 @@ pub struct Provider {
 
 impl Provider {
     pub fn new(settings: ProviderSettings, redirect_uri: RedirectUrl) -> Self {
-        Self { settings, redirect_uri, status: RwLock::new(Status::Pending), last_jwks_fetch: Mutex::new(None), key_fetches: Default::default() }
+        Self {
+            settings,
+            redirect_uri,
+            status: RwLock::new(Status::Pending),
+            last_jwks_fetch: Mutex::new(None),
+            key_fetches: Default::default(),
+        }
     }
 
     /// The provider, if its discovery succeeded.

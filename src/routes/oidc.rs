@@ -17,11 +17,7 @@ pub struct AuthenticateQuery {
     next: Option<String>,
 }
 
-pub async fn authenticate(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    query: web::Query<AuthenticateQuery>,
-) -> HttpResponse {
+pub async fn authenticate(state: web::Data<AppState>, req: HttpRequest, query: web::Query<AuthenticateQuery>) -> HttpResponse {
     match callback::begin(&state, query.provider.as_deref(), query.next.as_deref()) {
         Ok(redirect) => HttpResponse::Found()
             .insert_header((header::LOCATION, redirect.url))
@@ -68,11 +64,8 @@ pub async fn callback(state: web::Data<AppState>, req: HttpRequest) -> HttpRespo
 /// The error as JSON when the client asks for it, else as a page; the flow cookie is cleared.
 fn error_page(state: &AppState, req: &HttpRequest, err: OidcError) -> HttpResponse {
     let api = ApiError::from(err);
-    let wants_json = req
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|accept| accept.contains("application/json"));
+    let wants_json =
+        req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|accept| accept.contains("application/json"));
     let mut response = if wants_json {
         actix_web::ResponseError::error_response(&api)
     } else {
@@ -97,7 +90,10 @@ pub struct BackchannelLogout {
 }
 
 /// `POST /oidc/backchannel-logout`: 200 when the logout token is valid, else 400.
-pub async fn backchannel_logout(state: web::Data<AppState>, form: web::Form<BackchannelLogout>) -> Result<HttpResponse, ApiError> {
+pub async fn backchannel_logout(
+    state: web::Data<AppState>,
+    form: web::Form<BackchannelLogout>,
+) -> Result<HttpResponse, ApiError> {
     crate::oidc::logout::backchannel(&state, &form.logout_token).await?;
     Ok(HttpResponse::Ok().insert_header(NO_STORE).finish())
 }

@@ -20,7 +20,10 @@ fn html(body: String) -> HttpResponse {
         .content_type("text/html; charset=utf-8")
         .insert_header(super::NO_STORE)
         .insert_header(("X-Frame-Options", "DENY"))
-        .insert_header(("Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; frame-ancestors 'none'"))
+        .insert_header((
+            "Content-Security-Policy",
+            "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+        ))
         .body(body)
 }
 

@@ -7,7 +7,8 @@ use crate::helpers::{assert_error, spawn_app, Backend, TestApp};
 
 async fn alice_still_signs_in(app: &TestApp) {
     let (client, _jar) = app.new_browser();
-    let ok = client.post(app.url("/me/login")).json(&json!({"username": "alice", "password": "correct horse"})).send().await.unwrap();
+    let ok =
+        client.post(app.url("/me/login")).json(&json!({"username": "alice", "password": "correct horse"})).send().await.unwrap();
     assert_eq!(ok.status(), 200);
 }
 
@@ -19,7 +20,12 @@ async fn malformed_bodies_are_400(backend: Backend) {
     assert_error(send("{\"username\": ").await.unwrap(), 400, "invalid_json").await;
     assert_error(send("[]").await.unwrap(), 400, "invalid_json").await;
     assert_error(send("{\"username\": 5, \"password\": \"x\"}").await.unwrap(), 400, "invalid_json").await;
-    assert_error(send("{\"username\": \"alice\", \"password\": \"correct horse\", \"admin\": true}").await.unwrap(), 400, "invalid_json").await;
+    assert_error(
+        send("{\"username\": \"alice\", \"password\": \"correct horse\", \"admin\": true}").await.unwrap(),
+        400,
+        "invalid_json",
+    )
+    .await;
     assert_error(send("{\"username\": \"alice\"}").await.unwrap(), 400, "invalid_json").await;
     let big = format!("{{\"username\": \"{}\", \"password\": \"x\"}}", "a".repeat(200_000));
     let response = app.client.post(url.clone()).header("content-type", "application/json").body(big).send().await.unwrap();
@@ -93,7 +99,8 @@ async fn garbage_credentials_are_401(backend: Backend) {
         .await
         .unwrap();
     assert_error(response, 401, "invalid_session").await;
-    let response = plain.post(app.url("/me/logout")).header("Cookie", "csrftoken=t").header("X-CSRFToken", "t").send().await.unwrap();
+    let response =
+        plain.post(app.url("/me/logout")).header("Cookie", "csrftoken=t").header("X-CSRFToken", "t").send().await.unwrap();
     assert_error(response, 401, "not_authenticated").await;
     alice_still_signs_in(&app).await;
 }
@@ -108,7 +115,8 @@ async fn forged_access_cookie_is_refused() {
     let claims = json!({"sub": "x", "aud": "doorman-access", "sid": "x", "usr": "root", "email": null, "ch": "default",
                         "adm": true, "ext": false, "vu": null, "iat": 0, "exp": 9_999_999_999i64});
     let forged = encode(&Header::default(), &claims, &EncodingKey::from_secret(b"guessed key")).unwrap();
-    let response = reqwest::Client::new().get(app.url("/users")).header("Cookie", format!("doorman_access={forged}")).send().await.unwrap();
+    let response =
+        reqwest::Client::new().get(app.url("/users")).header("Cookie", format!("doorman_access={forged}")).send().await.unwrap();
     assert_error(response, 401, "invalid_session").await;
 }
 

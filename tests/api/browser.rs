@@ -18,7 +18,10 @@ async fn browser(script: &str, args: Vec<String>) -> Value {
         std::path::Path::new(&format!("{dir}/node_modules/playwright-core")).exists(),
         "playwright-core is not installed: run `npm ci` in tests/browser (scripts/test.sh does)"
     );
-    assert!(std::path::Path::new("/usr/bin/chromium").exists() || std::env::var("CHROMIUM_PATH").is_ok(), "Chromium is not installed (apt-get install chromium)");
+    assert!(
+        std::path::Path::new("/usr/bin/chromium").exists() || std::env::var("CHROMIUM_PATH").is_ok(),
+        "Chromium is not installed (apt-get install chromium)"
+    );
     let script = format!("{dir}/{script}");
     let output = tokio::task::spawn_blocking(move || std::process::Command::new("node").arg(script).args(args).output())
         .await
@@ -26,9 +29,8 @@ async fn browser(script: &str, args: Vec<String>) -> Value {
         .expect("node must be installed for the browser tests");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let line = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(line).unwrap_or_else(|_| {
-        panic!("browser script said {stdout:?}, stderr {:?}", String::from_utf8_lossy(&output.stderr))
-    })
+    serde_json::from_str(line)
+        .unwrap_or_else(|_| panic!("browser script said {stdout:?}, stderr {:?}", String::from_utf8_lossy(&output.stderr)))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -23,7 +23,10 @@ fn bad_configuration_is_one_line_naming_the_key() {
     let out = doorman(dir.path()).args(["--config", "bad.toml"]).output().unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(stderr.trim().lines().last().unwrap(), "config: auth.access_ttl: invalid duration \"15 minutes\" (write e.g. 90s, 15m, 24h, 7d)");
+    assert_eq!(
+        stderr.trim().lines().last().unwrap(),
+        "config: auth.access_ttl: invalid duration \"15 minutes\" (write e.g. 90s, 15m, 24h, 7d)"
+    );
 
     std::fs::write(dir.path().join("unknown.toml"), "[server]\nbindd = \"x\"\n").unwrap();
     let out = doorman(dir.path()).env("DOORMAN_CONFIG", "unknown.toml").output().unwrap();
@@ -58,7 +61,8 @@ fn create_user_reads_the_password_from_stdin_and_the_server_accepts_it() {
     }
 
     // Twice: a clear refusal.
-    let mut child = doorman(dir.path()).args(["create-user", "admin"]).stdin(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child =
+        doorman(dir.path()).args(["create-user", "admin"]).stdin(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     child.stdin.take().unwrap().write_all(b"admin password\n").unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(!out.status.success());

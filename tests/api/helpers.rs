@@ -155,16 +155,16 @@ pub async fn spawn_app_on_listener(
 
 /// A client that keeps cookies in `jar` and never follows redirects.
 pub fn client_with(jar: Arc<Jar>) -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_provider(jar)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
+    reqwest::Client::builder().cookie_provider(jar).redirect(reqwest::redirect::Policy::none()).build().unwrap()
 }
 
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
-        if path.starts_with("http") { path.to_string() } else { format!("{}{}", self.address, path) }
+        if path.starts_with("http") {
+            path.to_string()
+        } else {
+            format!("{}{}", self.address, path)
+        }
     }
 
     /// The value of cookie `name` in the client's jar.
@@ -221,6 +221,19 @@ impl TestApp {
 
     pub async fn user_count(&self) -> i64 {
         self.state.db.run(doorman::db::users::count).await.expect("count users")
+    }
+
+    /// Every external identity, as stored.
+    pub async fn identities(&self) -> Vec<doorman::db::identities::IdentityRow> {
+        self.state
+            .db
+            .run(|conn| {
+                use diesel::prelude::*;
+                use doorman::db::schema::external_identities::dsl::*;
+                external_identities.order(created_at.asc()).select(doorman::db::identities::IdentityRow::as_select()).load(conn)
+            })
+            .await
+            .expect("read identities")
     }
 
     /// The same app seen from another browser (its own cookies).

@@ -28,15 +28,7 @@ async fn app(backend: Backend, validity: u64, interval: u64) -> (TestApp, FakeOp
 }
 
 async fn identity(app: &TestApp) -> doorman::db::identities::IdentityRow {
-    app.state
-        .db
-        .run(|conn| {
-            use diesel::prelude::*;
-            use doorman::db::schema::external_identities::dsl::*;
-            external_identities.select(doorman::db::identities::IdentityRow::as_select()).first(conn)
-        })
-        .await
-        .unwrap()
+    app.identities().await.remove(0)
 }
 
 async fn background_refresh_moves_valid_until(backend: Backend) {
@@ -214,7 +206,11 @@ async fn two_instances_share_one_postgres_database() {
     // Ten users sign in on A.
     let mut browsers = Vec::new();
     for i in 0..10 {
-        op.set_user(crate::fake_op::FakeUser { subject: format!("s{i}"), email: format!("u{i}@example.com"), preferred_username: Some(format!("u{i}")) });
+        op.set_user(crate::fake_op::FakeUser {
+            subject: format!("s{i}"),
+            email: format!("u{i}@example.com"),
+            preferred_username: Some(format!("u{i}")),
+        });
         let browser = a.another_browser();
         assert_eq!(browser.sso_login("fake").await.status(), 302);
         browsers.push(browser);
@@ -227,12 +223,22 @@ async fn two_instances_share_one_postgres_database() {
     // A session ended on B is refused on A within cache_ttl.
     let browser = &browsers[0];
     let access = browser.cookie("doorman_access").unwrap();
-    assert_eq!(reqwest::Client::new().get(a.url("/me")).header("Cookie", format!("doorman_access={access}")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        reqwest::Client::new()
+            .get(a.url("/me"))
+            .header("Cookie", format!("doorman_access={access}"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     let csrf = browser.cookie("csrftoken").unwrap();
     let out = browser.client.post(b.url("/me/logout")).header("X-CSRFToken", csrf).send().await.unwrap();
     assert_eq!(out.status(), 200);
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let replay = reqwest::Client::new().get(a.url("/me")).header("Cookie", format!("doorman_access={access}")).send().await.unwrap();
+    let replay =
+        reqwest::Client::new().get(a.url("/me")).header("Cookie", format!("doorman_access={access}")).send().await.unwrap();
     assert_error(replay, 401, "invalid_session").await;
     assert_eq!(browsers[1].get("/me").await.status(), 200, "other users go on");
     let logins = op.token_requests();
@@ -241,5 +247,4 @@ async fn two_instances_share_one_postgres_database() {
     let refreshes = op.refresh_requests();
     assert_eq!(op.token_requests() - logins, refreshes);
     assert_eq!(refreshes, 9, "each signed-in user refreshed once, not twice");
-
 }

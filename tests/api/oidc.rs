@@ -104,7 +104,11 @@ both_backends!(sso_login_creates_an_external_user);
 async fn second_login_finds_the_same_user_and_follows_email(backend: Backend) {
     let (app, op) = app_with_op(backend).await;
     assert_eq!(app.sso_login("fake").await.status(), 302);
-    op.set_user(FakeUser { subject: "subject-1".into(), email: "new.address@example.com".into(), preferred_username: Some("renamed".into()) });
+    op.set_user(FakeUser {
+        subject: "subject-1".into(),
+        email: "new.address@example.com".into(),
+        preferred_username: Some("renamed".into()),
+    });
     let other = app.another_browser();
     assert_eq!(other.sso_login("fake").await.status(), 302);
     assert_eq!(app.user_count().await, 1);
@@ -118,7 +122,11 @@ async fn same_email_other_subject_is_another_user(backend: Backend) {
     let (app, op) = app_with_op(backend).await;
     app.create_user("sso.user", "local password", false);
     assert_eq!(app.sso_login("fake").await.status(), 302);
-    op.set_user(FakeUser { subject: "subject-2".into(), email: "sso.user@example.com".into(), preferred_username: Some("sso.user".into()) });
+    op.set_user(FakeUser {
+        subject: "subject-2".into(),
+        email: "sso.user@example.com".into(),
+        preferred_username: Some("sso.user".into()),
+    });
     let other = app.another_browser();
     assert_eq!(other.sso_login("fake").await.status(), 302);
     assert_eq!(app.user_count().await, 3);
@@ -239,7 +247,8 @@ async fn iss_parameter_is_checked_when_announced() {
     // Strip `iss` from the response: refused, since the provider announced it.
     let callback = app.begin_login("fake", None).await;
     let mut url = url::Url::parse(&callback).unwrap();
-    let pairs: Vec<(String, String)> = url.query_pairs().filter(|(k, _)| k != "iss").map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    let pairs: Vec<(String, String)> =
+        url.query_pairs().filter(|(k, _)| k != "iss").map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
     url.query_pairs_mut().clear().extend_pairs(pairs);
     let response = app.client.get(url.as_str()).header("Accept", "application/json").send().await.unwrap();
     assert_refused(&app, response, 400, "issuer_mismatch").await;
@@ -263,10 +272,17 @@ async fn authenticate_parameters() {
     assert!(cookie.starts_with("doorman_oidc=") && cookie.contains("Path=/oidc") && cookie.contains("HttpOnly"), "{cookie}");
     assert!(!cookie.contains(&q["state"]), "the flow cookie is encrypted");
 
-    let unknown = app.client.get(app.url("/oidc/authenticate?provider=nope")).header("Accept", "application/json").send().await.unwrap();
+    let unknown =
+        app.client.get(app.url("/oidc/authenticate?provider=nope")).header("Accept", "application/json").send().await.unwrap();
     assert_error(unknown, 404, "unknown_provider").await;
     for next in ["//evil.com", "https://evil.com/", "/\\evil.com", "/%2F%2Fevil.com", "javascript:alert(1)"] {
-        let response = app.client.get(app.url(&format!("/oidc/authenticate?next={}", urlencode(next)))).header("Accept", "application/json").send().await.unwrap();
+        let response = app
+            .client
+            .get(app.url(&format!("/oidc/authenticate?next={}", urlencode(next))))
+            .header("Accept", "application/json")
+            .send()
+            .await
+            .unwrap();
         assert_error(response, 400, "invalid_next").await;
     }
 }
@@ -330,7 +346,8 @@ async fn provider_down_at_start_answers_503_then_recovers() {
     })
     .await;
     app.create_user("alice", "correct horse", false);
-    let response = app.client.get(app.url("/oidc/authenticate?provider=down")).header("Accept", "application/json").send().await.unwrap();
+    let response =
+        app.client.get(app.url("/oidc/authenticate?provider=down")).header("Accept", "application/json").send().await.unwrap();
     assert!(response.headers().contains_key("retry-after"));
     assert_error(response, 503, "provider_unavailable").await;
     assert_eq!(app.login("alice", "correct horse").await.status(), 200, "password login goes on");

@@ -40,18 +40,6 @@ impl TestApp {
     }
 }
 
-async fn identity_rows(app: &TestApp) -> Vec<doorman::db::identities::IdentityRow> {
-    app.state
-        .db
-        .run(|conn| {
-            use diesel::prelude::*;
-            use doorman::db::schema::external_identities::dsl::*;
-            external_identities.select(doorman::db::identities::IdentityRow::as_select()).load(conn)
-        })
-        .await
-        .unwrap()
-}
-
 async fn full_login_through_the_real_provider(backend: Backend) {
     let (app, op) = setup(backend, "offline_access", vec![account("u1", "alice", "alice-pw")], |_| {}).await;
     let response = app.real_login("real", "alice", "alice-pw").await;
@@ -63,7 +51,7 @@ async fn full_login_through_the_real_provider(backend: Backend) {
     assert_eq!(me["is_external_user"], true);
 
     // The refresh token from offline_access is stored, encrypted.
-    let rows = identity_rows(&app).await;
+    let rows = app.identities().await;
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].issuer, op.issuer);
     assert_eq!(rows[0].subject, "u1");
@@ -101,7 +89,7 @@ async fn two_real_providers_keep_equal_subjects_apart(backend: Backend) {
     let a: Value = app.get("/me").await.json().await.unwrap();
     let b: Value = other.get("/me").await.json().await.unwrap();
     assert_eq!((a["username"].as_str(), b["username"].as_str()), (Some("ann"), Some("bob")));
-    let rows = identity_rows(&app).await;
+    let rows = app.identities().await;
     assert!(rows.iter().all(|r| r.subject == "same-sub"));
     assert_ne!(rows[0].issuer, rows[1].issuer);
 }
@@ -118,12 +106,12 @@ async fn user_deleted_at_the_provider_loses_access(backend: Backend) {
     let tap: Value = app.get("/api-token-tap").await.json().await.unwrap();
     let bearer = tap["token"].as_str().unwrap().to_string();
     assert_eq!(app.get_bearer("/me", &bearer).await.status(), 200);
-    let first = identity_rows(&app).await[0].valid_until;
+    let first = app.identities().await[0].valid_until;
 
     // The background task refreshes before valid_until, and access goes on.
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert!(op.stats().await["refresh_requests"].as_u64().unwrap() >= 1);
-    let moved = identity_rows(&app).await[0].valid_until;
+    let moved = app.identities().await[0].valid_until;
     assert!(moved > first, "valid_until moved forward");
 
     // Removed at the provider: the next refresh is refused, and once
@@ -133,7 +121,7 @@ async fn user_deleted_at_the_provider_loses_access(backend: Backend) {
     while doorman::db::now() < deadline {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    assert_eq!(identity_rows(&app).await[0].refresh_state, "refused");
+    assert_eq!(app.identities().await[0].refresh_state, "refused");
     assert_error(app.get_bearer("/me", &bearer).await, 401, "sign_in_again").await;
     assert_eq!(app.get("/me").await.status(), 401);
     assert_error(app.post_empty("/me/refresh").await, 401, "sign_in_again").await;
@@ -149,7 +137,7 @@ async fn without_refresh_token_access_ends_after_external_validity(backend: Back
     })
     .await;
     assert_eq!(app.real_login("real", "alice", "alice-pw").await.status(), 302);
-    assert!(identity_rows(&app).await[0].refresh_token_enc.is_none());
+    assert!(app.identities().await[0].refresh_token_enc.is_none());
     let tap: Value = app.get("/api-token-tap").await.json().await.unwrap();
     let bearer = tap["token"].as_str().unwrap().to_string();
     assert_eq!(app.get("/me").await.status(), 200);
@@ -183,7 +171,7 @@ async fn rp_initiated_logout_ends_both_sessions(backend: Backend) {
     assert!(logout_url.starts_with(&format!("{}/session/end?", op.issuer)), "{logout_url}");
     assert_eq!(app.get("/me").await.status(), 401);
     assert_eq!(op.stats().await["revocation_requests"], 1, "the refresh token was revoked");
-    assert!(identity_rows(&app).await[0].refresh_token_enc.is_none());
+    assert!(app.identities().await[0].refresh_token_enc.is_none());
 
     // The browser follows the URL: the provider confirms, then sends it back to /login.
     let page = app.client.get(&logout_url).send().await.unwrap();

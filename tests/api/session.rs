@@ -142,12 +142,8 @@ async fn unsafe_cookie_requests_need_the_csrf_header(backend: Backend) {
     // The password did not change.
     let (other, jar) = app.new_browser();
     let _ = jar;
-    let ok = other
-        .post(app.url("/me/login"))
-        .json(&json!({"username": "alice", "password": "correct horse"}))
-        .send()
-        .await
-        .unwrap();
+    let ok =
+        other.post(app.url("/me/login")).json(&json!({"username": "alice", "password": "correct horse"})).send().await.unwrap();
     assert_eq!(ok.status(), 200);
 }
 both_backends!(unsafe_cookie_requests_need_the_csrf_header);

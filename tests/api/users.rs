@@ -30,7 +30,8 @@ async fn user_changes_own_password_with_old_one(backend: Backend) {
     app.login("bob", "bob password").await;
     let missing_old = app.put_json("/users/bob/password", &json!({"password": "new bob password"})).await;
     assert_error(missing_old, 400, "invalid_input").await;
-    let wrong_old = app.put_json("/users/bob/password", &json!({"password": "new bob password", "old_password": "nope nope"})).await;
+    let wrong_old =
+        app.put_json("/users/bob/password", &json!({"password": "new bob password", "old_password": "nope nope"})).await;
     assert_error(wrong_old, 403, "forbidden").await;
     let too_short = app.put_json("/users/bob/password", &json!({"password": "short", "old_password": "bob password"})).await;
     assert_error(too_short, 400, "invalid_input").await;
@@ -39,9 +40,11 @@ async fn user_changes_own_password_with_old_one(backend: Backend) {
     // This session goes on; the old password no longer works, the new one does.
     assert_eq!(app.get("/me").await.status(), 200);
     let (other, _jar) = app.new_browser();
-    let old = other.post(app.url("/me/login")).json(&json!({"username": "bob", "password": "bob password"})).send().await.unwrap();
+    let old =
+        other.post(app.url("/me/login")).json(&json!({"username": "bob", "password": "bob password"})).send().await.unwrap();
     assert_eq!(old.status(), 401);
-    let new = other.post(app.url("/me/login")).json(&json!({"username": "bob", "password": "new bob password"})).send().await.unwrap();
+    let new =
+        other.post(app.url("/me/login")).json(&json!({"username": "bob", "password": "new bob password"})).send().await.unwrap();
     assert_eq!(new.status(), 200);
 }
 both_backends!(user_changes_own_password_with_old_one);
@@ -68,7 +71,8 @@ async fn only_admins_set_other_passwords(backend: Backend) {
     // Sessions are checked through a cache for `cache_ttl` (10s by default);
     // a fresh login with the old password fails at once.
     let (other, _jar) = app.new_browser();
-    let old = other.post(app.url("/me/login")).json(&json!({"username": "bob", "password": "bob password"})).send().await.unwrap();
+    let old =
+        other.post(app.url("/me/login")).json(&json!({"username": "bob", "password": "bob password"})).send().await.unwrap();
     assert_eq!(old.status(), 401);
     let refresh = bob_browser.post(app.url("/me/refresh")).send().await.unwrap();
     assert_eq!(refresh.status(), 403, "no CSRF header: refused before anything else");

@@ -17,9 +17,8 @@ use openidconnect::core::{
     CoreSubjectIdentifierType,
 };
 use openidconnect::{
-    AccessToken, Audience, AuthUrl, EmptyAdditionalProviderMetadata, EndUserEmail, EndUserUsername, IssuerUrl,
-    JsonWebKeyId, JsonWebKeySetUrl, Nonce, PrivateSigningKey, ResponseTypes, StandardClaims, SubjectIdentifier,
-    TokenUrl, UserInfoUrl,
+    AccessToken, Audience, AuthUrl, EmptyAdditionalProviderMetadata, EndUserEmail, EndUserUsername, IssuerUrl, JsonWebKeyId,
+    JsonWebKeySetUrl, Nonce, PrivateSigningKey, ResponseTypes, StandardClaims, SubjectIdentifier, TokenUrl, UserInfoUrl,
 };
 use sha2::{Digest, Sha256};
 
@@ -117,7 +116,11 @@ impl FakeOp {
         let state = Arc::new(Mutex::new(OpState {
             issuer: issuer.clone(),
             knobs: Knobs::default(),
-            user: FakeUser { subject: "subject-1".into(), email: "sso.user@example.com".into(), preferred_username: Some("sso.user".into()) },
+            user: FakeUser {
+                subject: "subject-1".into(),
+                email: "sso.user@example.com".into(),
+                preferred_username: Some("sso.user".into()),
+            },
             key: 0,
             codes: HashMap::new(),
             access_tokens: HashMap::new(),
@@ -255,7 +258,10 @@ async fn authorize(op: Op, query: web::Query<HashMap<String, String>>) -> HttpRe
         location.query_pairs_mut().append_pair("error", "access_denied").append_pair("error_description", "the user said no");
     } else {
         let code = random();
-        op.codes.insert(code.clone(), Pending { nonce: get("nonce"), challenge: get("code_challenge"), redirect_uri: redirect_uri.clone() });
+        op.codes.insert(
+            code.clone(),
+            Pending { nonce: get("nonce"), challenge: get("code_challenge"), redirect_uri: redirect_uri.clone() },
+        );
         location.query_pairs_mut().append_pair("code", &code);
     }
     location.query_pairs_mut().append_pair("state", &get("state"));
@@ -300,7 +306,10 @@ async fn token(op: Op, req: HttpRequest, form: web::Form<HashMap<String, String>
             if op.knobs.refresh_unavailable {
                 return HttpResponse::ServiceUnavailable().content_type("text/html").body("<h1>down for maintenance</h1>");
             }
-            if op.knobs.refuse_refresh || !get("refresh_token").starts_with("rt-") || op.revocations.contains(&get("refresh_token")) {
+            if op.knobs.refuse_refresh
+                || !get("refresh_token").starts_with("rt-")
+                || op.revocations.contains(&get("refresh_token"))
+            {
                 return token_error("invalid_grant");
             }
             None
@@ -336,9 +345,10 @@ fn id_token(op: &OpState, nonce: Option<&str>, access_token: &str) -> String {
     } else {
         (now, now + Duration::minutes(5))
     };
-    let subject = if nonce.is_none() && k.refresh_other_subject { "another-subject".to_string() } else { op.user.subject.clone() };
-    let mut standard = StandardClaims::new(SubjectIdentifier::new(subject))
-        .set_email(Some(EndUserEmail::new(op.user.email.clone())));
+    let subject =
+        if nonce.is_none() && k.refresh_other_subject { "another-subject".to_string() } else { op.user.subject.clone() };
+    let mut standard =
+        StandardClaims::new(SubjectIdentifier::new(subject)).set_email(Some(EndUserEmail::new(op.user.email.clone())));
     if let Some(name) = &op.user.preferred_username {
         standard = standard.set_preferred_username(Some(EndUserUsername::new(name.clone())));
     }
