@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::config::Settings;
-use crate::db::Db;
+use crate::db::{Db, DbConnection};
 use crate::startup::Application;
 
 #[derive(Debug, Parser)]
@@ -76,8 +76,8 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
     })
 }
 
-fn open_db(settings: &Settings) -> anyhow::Result<Db> {
-    Db::connect(&settings.database.url, 2)
+fn open_db(settings: &Settings) -> anyhow::Result<DbConnection> {
+    Db::connect_one(&settings.database.url)
 }
 
 /// The first line of standard input, without its line ending.
@@ -91,16 +91,14 @@ fn read_secret_line() -> anyhow::Result<String> {
 
 fn create_user(settings: Settings, name: &str, admin: bool, email: Option<&str>) -> anyhow::Result<()> {
     let password = read_secret_line()?;
-    let db = open_db(&settings)?;
-    let mut conn = db.get()?;
+    let mut conn = open_db(&settings)?;
     let user = crate::accounts::create_local_user(&mut conn, name, &password, email, admin, &settings.auth.default_channel)?;
     println!("created user {}{}", user.username, if admin { " (admin)" } else { "" });
     Ok(())
 }
 
 fn create_client(settings: Settings, name: &str, scopes: &[String], claims: Option<&str>) -> anyhow::Result<()> {
-    let db = open_db(&settings)?;
-    let mut conn = db.get()?;
+    let mut conn = open_db(&settings)?;
     let client = crate::jwt::clients::create(&mut conn, name, scopes, claims)?;
     println!("created client {} with scopes: {}", client.name, client.scopes.join(" "));
     println!("client_id: {}", client.id);
@@ -114,8 +112,7 @@ fn rotate_keys(settings: Settings, delay: &str) -> anyhow::Result<()> {
         "0" | "0s" => std::time::Duration::ZERO,
         text => crate::config::parse_duration(text).map_err(|e| anyhow::anyhow!("--delay: {e}"))?,
     };
-    let db = open_db(&settings)?;
-    let mut conn = db.get()?;
+    let mut conn = open_db(&settings)?;
     let vault = crate::crypto::DerivedKeys::derive(&settings.auth.secret_key).vault;
     let done = crate::jwt::keys::rotate(&mut conn, &vault, delay, settings.auth.service_token_ttl)
         .context("rotating the signing keys")?;

@@ -125,6 +125,19 @@ impl Db {
         Ok(db)
     }
 
+    /// One connection without a pool, migrated: for the command line, which
+    /// must not leave pool threads opening connections while it exits.
+    pub fn connect_one(url: &str) -> anyhow::Result<DbConnection> {
+        let (backend, target) = match url.strip_prefix("sqlite://") {
+            Some(path) => (Backend::Sqlite, path.to_string()),
+            None => (Backend::Postgres, url.to_string()),
+        };
+        let mut conn =
+            Manager { url: target, backend }.connect().map_err(|e| anyhow::anyhow!("cannot connect to the database: {e}"))?;
+        migrate(&mut conn).map_err(|e| anyhow::anyhow!("migrations failed: {e}"))?;
+        Ok(conn)
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }

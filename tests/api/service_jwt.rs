@@ -29,7 +29,13 @@ fn doorman(app: &TestApp, args: &[&str]) -> Output {
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    assert!(out.status.success(), "doorman {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "doorman {args:?}: {}, stderr {:?}, stdout {:?}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
     out
 }
 
