@@ -54,7 +54,7 @@ fn pg_conn() -> PgConnection {
 }
 
 #[test]
-fn both_trees_make_the_same_tables_and_columns() {
+fn sqlite_and_postgres_trees_make_the_same_tables_and_columns() {
     let (mut lite, _dir) = sqlite_conn();
     lite.run_pending_migrations(SQLITE_MIGRATIONS).unwrap();
     let mut pg = pg_conn();
