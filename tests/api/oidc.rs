@@ -192,6 +192,20 @@ async fn rotated_provider_key_is_accepted_after_refetch(backend: Backend) {
 }
 both_backends!(rotated_provider_key_is_accepted_after_refetch);
 
+async fn unknown_keys_are_fetched_again_at_most_once_per_interval(backend: Backend) {
+    let (app, op) = app_with_op(backend).await;
+    op.set(|k| k.unpublished_key = true);
+    let fetched = op.jwks_requests();
+    let response = app.sso_login("fake").await;
+    assert_refused(&app, response, 400, "invalid_id_token").await;
+    assert_eq!(op.jwks_requests(), fetched + 1, "an unknown key id makes doorman fetch the keys again");
+    let again = app.another_browser();
+    let response = again.sso_login("fake").await;
+    assert_refused(&app, response, 400, "invalid_id_token").await;
+    assert_eq!(op.jwks_requests(), fetched + 1, "but not twice within the interval");
+}
+both_backends!(unknown_keys_are_fetched_again_at_most_once_per_interval);
+
 async fn tampered_state_is_refused(backend: Backend) {
     let (app, _op) = app_with_op(backend).await;
     let callback = app.begin_login("fake", None).await;

@@ -41,6 +41,8 @@ pub struct Knobs {
     pub nonce_missing: bool,
     pub nonce_wrong: bool,
     pub kid_absent: bool,
+    /// Sign with a key the JWKS does not publish.
+    pub unpublished_key: bool,
     pub wrong_at_hash: bool,
     pub userinfo_sub_mismatch: bool,
     pub token_endpoint_error: bool,
@@ -364,7 +366,7 @@ fn id_token(op: &OpState, nonce: Option<&str>, access_token: &str) -> String {
     if !k.nonce_missing {
         claims = claims.set_nonce(nonce.map(Nonce::new));
     }
-    let key = signing_key(op.key, !k.kid_absent);
+    let key = signing_key(if k.unpublished_key { 1 - op.key } else { op.key }, !k.kid_absent);
     let at = AccessToken::new(if k.wrong_at_hash { "another-access-token".into() } else { access_token.to_string() });
     if k.alg_none {
         let header = b64(br#"{"alg":"none","typ":"JWT"}"#);
