@@ -227,7 +227,7 @@ impl From<crate::oidc::OidcError> for ApiError {
         match err {
             Db(e) => e.into(),
             Auth(e) => e.into(),
-            UnknownProvider(_) => ApiError::new(StatusCode::NOT_FOUND, code, err.to_string()),
+            UnknownProvider(_) | NoProvider => ApiError::new(StatusCode::NOT_FOUND, code, err.to_string()),
             Unavailable(_) | ProviderUnreachable(_) => {
                 log::warn!("single sign-on: {}", chain(&err));
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, err.to_string()).with_retry_after(30)

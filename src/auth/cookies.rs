@@ -70,3 +70,29 @@ pub fn cleared(settings: &Settings) -> [Cookie<'static>; 3] {
         c
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(extra: &str) -> Settings {
+        Settings::from_toml(&format!("[auth]\nsecret_key = \"0123456789abcdef0123456789abcdef\"\n{extra}")).unwrap()
+    }
+
+    #[test]
+    fn attributes_follow_the_settings() {
+        let plain = settings("");
+        let c = access(&plain, "t".into());
+        assert_eq!(
+            (c.http_only(), c.secure(), c.same_site(), c.path()),
+            (Some(true), Some(false), Some(SameSite::Lax), Some("/"))
+        );
+        assert_eq!(c.max_age(), Some(time::Duration::minutes(15)));
+        assert_eq!(csrf(&plain, "t".into()).http_only(), Some(false));
+
+        let public = settings("[server]\npublic_url = \"https://auth.example.com\"\ncookie_domain = \".example.com\"");
+        let c = session(&public, "t".into());
+        assert_eq!((c.secure(), c.domain()), (Some(true), Some(".example.com")));
+        assert!(cleared(&public).iter().all(|c| c.max_age() == Some(time::Duration::ZERO)));
+    }
+}

@@ -4,6 +4,8 @@
 pub enum OidcError {
     #[error("unknown provider {0:?}")]
     UnknownProvider(String),
+    #[error("no identity provider is configured")]
+    NoProvider,
     #[error("several providers are configured: name one with ?provider=")]
     ProviderRequired,
     #[error("the provider {0:?} is unavailable")]
@@ -51,7 +53,7 @@ impl OidcError {
     pub fn code(&self) -> &'static str {
         use OidcError::*;
         match self {
-            UnknownProvider(_) => "unknown_provider",
+            UnknownProvider(_) | NoProvider => "unknown_provider",
             ProviderRequired => "provider_required",
             Unavailable(_) | ProviderUnreachable(_) => "provider_unavailable",
             InvalidNext(_) => "invalid_next",

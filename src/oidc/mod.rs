@@ -48,7 +48,7 @@ impl Providers {
         match id {
             Some(id) => self.get(id).ok_or_else(|| OidcError::UnknownProvider(id.to_string())),
             None if self.list.len() == 1 => Ok(&self.list[0]),
-            None if self.list.is_empty() => Err(OidcError::UnknownProvider(String::new())),
+            None if self.list.is_empty() => Err(OidcError::NoProvider),
             None => Err(OidcError::ProviderRequired),
         }
     }

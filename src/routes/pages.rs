@@ -34,7 +34,14 @@ pub async fn login(state: web::Data<AppState>, query: web::Query<LoginQuery>) ->
         .and_then(|n| NextTarget::parse(n, &state.settings).ok())
         .map(|n| n.into_string())
         .unwrap_or_else(|| "/".to_string());
-    let methods = auth_methods(&state);
+    let mut methods = auth_methods(&state);
+    if next != "/" {
+        // The SSO buttons carry `next` too.
+        let encoded: String = url::form_urlencoded::byte_serialize(next.as_bytes()).collect();
+        for provider in &mut methods.oidc {
+            provider.login_url.push_str(&format!("&next={encoded}"));
+        }
+    }
     let page = state
         .templates
         .render("login.html", minijinja::context! { password => methods.password, providers => methods.oidc, next => next })

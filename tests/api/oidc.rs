@@ -321,6 +321,10 @@ async fn info_and_login_page_list_providers() {
     );
     let page = app.get("/login").await.text().await.unwrap();
     assert!(page.contains("Sign in with Fake first") && page.contains("Sign in with Fake second"));
+    let page = app.get("/login?next=/after").await.text().await.unwrap();
+    assert!(page.contains("provider=first&amp;next=%2Fafter"), "the SSO buttons carry next: {page}");
+    let page = app.get("/login?next=//evil.com").await.text().await.unwrap();
+    assert!(!page.contains("evil.com"), "a bad next is dropped");
     let response = app.client.get(app.url("/oidc/authenticate")).header("Accept", "application/json").send().await.unwrap();
     assert_error(response, 400, "provider_required").await;
 }
