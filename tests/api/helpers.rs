@@ -70,13 +70,36 @@ pub fn fresh_postgres_database() -> String {
              to leave them out run `cargo test -- --skip postgres`"
         ),
     };
-    let name = format!("doorman_test_{}", uuid::Uuid::new_v4().simple());
+    let now = chrono::Utc::now().timestamp();
+    let name = format!("doorman_test_{now}_{}", uuid::Uuid::new_v4().simple());
     let mut conn = PgConnection::establish(&admin_url)
         .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at DOORMAN_TEST_POSTGRES_URL: {e}"));
+    static SWEPT: std::sync::Once = std::sync::Once::new();
+    SWEPT.call_once(|| drop_old_test_databases(&mut conn, now - 3 * 3600));
     diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut conn).expect("create database");
     let mut url = url::Url::parse(&admin_url).expect("DOORMAN_TEST_POSTGRES_URL is a URL");
     url.set_path(&name);
     url.to_string()
+}
+
+/// Drops the test databases of earlier runs (made more than a few hours ago),
+/// so a long-lived server does not fill up.
+fn drop_old_test_databases(conn: &mut PgConnection, before: i64) {
+    #[derive(diesel::QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        datname: String,
+    }
+    let names: Vec<Name> =
+        diesel::sql_query("SELECT datname::text AS datname FROM pg_database WHERE datname LIKE 'doorman\\_test\\_%'")
+            .load(conn)
+            .unwrap_or_default();
+    for Name { datname } in names {
+        let made: Option<i64> = datname.split('_').nth(2).and_then(|t| t.parse().ok());
+        if made.is_some_and(|t| t < before) {
+            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {datname} WITH (FORCE)")).execute(conn);
+        }
+    }
 }
 
 /// Settings for a test app: port 0, the given database, a fixed key.

@@ -3,6 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -50,9 +51,20 @@ impl RealOp {
             .env("IDP_CONFIG", config.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(if std::env::var("TEST_LOG").is_ok() { Stdio::inherit() } else { Stdio::null() })
+            .stderr(Stdio::piped())
             .spawn()
             .expect("node must be installed to run the real OpenID Provider");
+        // Its log is kept for a failure message (and shown with TEST_LOG).
+        let log = Arc::new(Mutex::new(String::new()));
+        let (stderr, kept) = (child.stderr.take().unwrap(), log.clone());
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if std::env::var("TEST_LOG").is_ok() {
+                    eprintln!("idp: {line}");
+                }
+                kept.lock().unwrap().push_str(&format!("{line}\n"));
+            }
+        });
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -60,8 +72,11 @@ impl RealOp {
             let _ = BufReader::new(stdout).read_line(&mut line);
             let _ = tx.send(line);
         });
-        let line = rx.recv_timeout(Duration::from_secs(30)).expect("the OpenID Provider did not start within 30 s");
-        let ready: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("the OpenID Provider said {line:?}"));
+        let line = rx
+            .recv_timeout(Duration::from_secs(90))
+            .unwrap_or_else(|_| panic!("the OpenID Provider did not start within 90 s; its log: {}", log.lock().unwrap()));
+        let ready: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|_| panic!("the OpenID Provider said {line:?}; its log: {}", log.lock().unwrap()));
         RealOp { issuer: ready["issuer"].as_str().unwrap().to_string(), child }
     }
 
