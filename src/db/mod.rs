@@ -100,7 +100,6 @@ impl ManageConnection for Manager {
 #[derive(Clone)]
 pub struct Db {
     pool: r2d2::Pool<Manager>,
-    backend: Backend,
 }
 
 impl Db {
@@ -119,7 +118,7 @@ impl Db {
             .test_on_check_out(false)
             .build(Manager { url: target, backend })
             .with_context(|| format!("cannot open the {backend:?} database"))?;
-        let db = Db { pool, backend };
+        let db = Db { pool };
         let mut conn = db.pool.get().context("cannot connect to the database")?;
         migrate(&mut conn).map_err(|e| anyhow::anyhow!("migrations failed: {e}"))?;
         Ok(db)
@@ -136,10 +135,6 @@ impl Db {
             Manager { url: target, backend }.connect().map_err(|e| anyhow::anyhow!("cannot connect to the database: {e}"))?;
         migrate(&mut conn).map_err(|e| anyhow::anyhow!("migrations failed: {e}"))?;
         Ok(conn)
-    }
-
-    pub fn backend(&self) -> Backend {
-        self.backend
     }
 
     /// Runs `f` with a pooled connection on the blocking thread pool.

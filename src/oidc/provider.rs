@@ -70,10 +70,6 @@ impl Provider {
         self.key_fetches.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    pub fn is_ready(&self) -> bool {
-        self.ready().is_ok()
-    }
-
     fn set(&self, status: Status) {
         *self.status.write().unwrap_or_else(|e| e.into_inner()) = status;
     }

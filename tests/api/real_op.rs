@@ -37,7 +37,8 @@ pub fn client_for(base: &str, refresh_tokens: &str) -> Value {
 
 impl RealOp {
     /// Starts the provider with `config` (see tests/idp/server.mjs). Fails
-    /// loudly when Node or the npm packages are missing.
+    /// loudly when Node or the npm packages are missing. A start that has not
+    /// answered within 30 s is reported, killed and tried again (twice).
     pub fn start(mut config: Value) -> RealOp {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/idp");
         assert!(
@@ -46,6 +47,20 @@ impl RealOp {
         );
         config["exit_with_stdin"] = true.into();
         config["max_lifetime"] = 600.into();
+        let mut failures = Vec::new();
+        for _ in 0..3 {
+            match Self::try_start(dir, &config) {
+                Ok(op) => return op,
+                Err(why) => {
+                    eprintln!("real OpenID Provider: {why}");
+                    failures.push(why);
+                }
+            }
+        }
+        panic!("the real OpenID Provider did not start: {failures:#?}");
+    }
+
+    fn try_start(dir: &str, config: &Value) -> Result<RealOp, String> {
         let mut child = Command::new("node")
             .arg(format!("{dir}/server.mjs"))
             .env("IDP_CONFIG", config.to_string())
@@ -72,12 +87,26 @@ impl RealOp {
             let _ = BufReader::new(stdout).read_line(&mut line);
             let _ = tx.send(line);
         });
-        let line = rx
-            .recv_timeout(Duration::from_secs(90))
-            .unwrap_or_else(|_| panic!("the OpenID Provider did not start within 90 s; its log: {}", log.lock().unwrap()));
-        let ready: Value = serde_json::from_str(&line)
-            .unwrap_or_else(|_| panic!("the OpenID Provider said {line:?}; its log: {}", log.lock().unwrap()));
-        RealOp { issuer: ready["issuer"].as_str().unwrap().to_string(), child }
+        let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) else {
+            let pid = child.id();
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let wchan = std::fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default();
+            let status = child.try_wait();
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!(
+                "no answer within 30 s (status {status:?}, stat {stat:?}, wchan {wchan:?}); its log: {}",
+                log.lock().unwrap()
+            ));
+        };
+        match serde_json::from_str::<Value>(&line) {
+            Ok(ready) => Ok(RealOp { issuer: ready["issuer"].as_str().unwrap().to_string(), child }),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(format!("it said {line:?}; its log: {}", log.lock().unwrap()))
+            }
+        }
     }
 
     pub fn provider_settings(&self, id: &str) -> doorman::config::ProviderSettings {
