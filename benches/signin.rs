@@ -116,32 +116,18 @@ async fn main() {
     }
     let rate = (per_task * concurrency) as f64 / started.elapsed().as_secs_f64();
 
-    let col = |f: fn(&Sample) -> Duration| samples.iter().map(f).collect::<Vec<_>>();
-    let callback_own = col(|s| s.callback_own);
+    let row = |what: &str, f: fn(&Sample) -> Duration| {
+        let values: Vec<Duration> = samples.iter().map(f).collect();
+        println!("| {what} | {} | {} |", ms(percentile(values.clone(), 0.5)), ms(percentile(values, 0.99)));
+    };
     println!("{logins} logins through oidc-provider on loopback (auto consent), doorman on SQLite, release build");
     println!();
     println!("| measure | median | p99 |");
     println!("| --- | ---: | ---: |");
-    println!(
-        "| whole login, client's view (all hops, doorman and provider) | {} | {} |",
-        ms(percentile(col(|s| s.total), 0.5)),
-        ms(percentile(col(|s| s.total), 0.99))
-    );
-    println!(
-        "| GET /oidc/authenticate, client's view | {} | {} |",
-        ms(percentile(col(|s| s.authenticate), 0.5)),
-        ms(percentile(col(|s| s.authenticate), 0.99))
-    );
-    println!(
-        "| GET /oidc/callback, client's view (incl. token + userinfo at the provider) | {} | {} |",
-        ms(percentile(col(|s| s.callback), 0.5)),
-        ms(percentile(col(|s| s.callback), 0.99))
-    );
-    println!(
-        "| GET /oidc/callback, doorman's own time (Server-Timing, provider excluded) | {} | {} |",
-        ms(percentile(callback_own.clone(), 0.5)),
-        ms(percentile(callback_own, 0.99))
-    );
+    row("whole login, client's view (all hops, doorman and provider)", |s| s.total);
+    row("GET /oidc/authenticate, client's view", |s| s.authenticate);
+    row("GET /oidc/callback, client's view (incl. token + userinfo at the provider)", |s| s.callback);
+    row("GET /oidc/callback, doorman's own time (Server-Timing, provider excluded)", |s| s.callback_own);
     println!();
     println!("complete logins per second, {concurrency} at once: {rate:.0}");
     drop(op);

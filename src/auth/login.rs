@@ -55,16 +55,22 @@ pub async fn password_login(state: &AppState, username: &str, password: &str) ->
     }
 }
 
-/// Opens a browser session for `user` and signs its first access cookie.
-pub async fn open_session(state: &AppState, user: &UserView, provider: Option<ProviderLogin>) -> Result<LoginCookies, AuthError> {
-    let session_token = format!("{SESSION_PREFIX}{}", random_token(32));
+/// A browser session about to be stored: its row and its cookie's value.
+pub struct NewSession {
+    pub row: SessionRow,
+    token: String,
+}
+
+/// A new session for `user_id` (from a provider, when `provider` is given).
+pub fn new_session(state: &AppState, user_id: &str, provider: Option<ProviderLogin>) -> NewSession {
+    let token = format!("{SESSION_PREFIX}{}", random_token(32));
     let now = db::now();
     let ttl = chrono::Duration::from_std(state.settings.auth.session_ttl).unwrap_or(chrono::Duration::days(7));
     let provider = provider.unwrap_or_default();
     let row = SessionRow {
         id: db::new_id(),
-        user_id: user.user.id.clone(),
-        token_hash: sha256_hex(&session_token),
+        user_id: user_id.to_string(),
+        token_hash: sha256_hex(&token),
         provider_id: Some(provider.provider_id).filter(|p| !p.is_empty()),
         provider_sid: provider.sid,
         id_token_enc: provider.id_token_enc,
@@ -72,10 +78,23 @@ pub async fn open_session(state: &AppState, user: &UserView, provider: Option<Pr
         expires_at: now + ttl,
         revoked_at: None,
     };
-    let session_id = row.id.clone();
+    NewSession { row, token }
+}
+
+impl NewSession {
+    /// The cookies of this session, once stored, with its first access JWT.
+    pub fn cookies(self, state: &AppState, user: &UserView) -> LoginCookies {
+        let (access_token, _) = state.access.issue(user, &self.row.id, state.settings.auth.access_ttl, Utc::now());
+        LoginCookies { access_token, session_token: self.token, csrf_token: random_token(24) }
+    }
+}
+
+/// Opens a browser session for `user` and signs its first access cookie.
+pub async fn open_session(state: &AppState, user: &UserView) -> Result<LoginCookies, AuthError> {
+    let session = new_session(state, &user.user.id, None);
+    let row = session.row.clone();
     state.db.run(move |conn| db::sessions::insert(conn, &row)).await?;
-    let (access_token, _) = state.access.issue(user, &session_id, state.settings.auth.access_ttl, Utc::now());
-    Ok(LoginCookies { access_token, session_token, csrf_token: random_token(24) })
+    Ok(session.cookies(state, user))
 }
 
 /// Finds the live session of a session cookie, with its user.

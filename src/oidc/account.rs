@@ -6,6 +6,7 @@ use chrono::{Duration as ChronoDuration, NaiveDateTime};
 
 use super::OidcError;
 use crate::accounts::{new_user_row, valid_email, Username};
+use crate::auth::login::{NewSession, ProviderLogin};
 use crate::crypto::{sha256_hex, Vault};
 use crate::db::identities::{self, IdentityRow};
 use crate::db::users::{self, UserView};
@@ -52,21 +53,34 @@ pub fn next_refresh_at(state: &AppState, valid_until: NaiveDateTime) -> NaiveDat
     valid_until - ahead.min(validity / 2)
 }
 
-/// Records a sign-in: the user, created or updated.
-pub async fn sign_in(state: &AppState, provider_id: &str, profile: ExternalProfile) -> Result<UserView, OidcError> {
+/// Records a sign-in in one transaction: the user, created or updated, and
+/// their new browser session.
+pub async fn sign_in(
+    state: &AppState,
+    provider_id: &str,
+    profile: ExternalProfile,
+    login: ProviderLogin,
+) -> Result<(UserView, NewSession), OidcError> {
     let validity = ChronoDuration::from_std(state.settings.auth.external_validity).unwrap_or(ChronoDuration::hours(24));
     let valid_until = db::now() + validity;
     let next_refresh = profile.refresh_token.as_ref().map(|_| next_refresh_at(state, valid_until));
     let channel = state.settings.auth.default_channel.clone();
     let provider_id = provider_id.to_string();
+    let mut session = crate::auth::login::new_session(state, "", Some(login));
     for attempt in 0..3 {
         let (vault, profile, provider_id, channel) =
             (state.keys.vault.clone(), profile.clone(), provider_id.clone(), channel.clone());
+        let mut row = session.row.clone();
         let result = state
             .db
             .run(move |conn| {
                 db::write_transaction(conn, |conn| {
-                    upsert(conn, &vault, &provider_id, &profile, &channel, valid_until, next_refresh)
+                    let Some(user) = upsert(conn, &vault, &provider_id, &profile, &channel, valid_until, next_refresh)? else {
+                        return Ok(None);
+                    };
+                    row.user_id = user.user.id.clone();
+                    db::sessions::insert(conn, &row)?;
+                    Ok(Some((user, row)))
                 })
             })
             .await;
@@ -74,8 +88,11 @@ pub async fn sign_in(state: &AppState, provider_id: &str, profile: ExternalProfi
             // Two first sign-ins of one user at once: the loser finds the winner's row.
             Err(err) if err.is_unique_violation() && attempt < 2 => continue,
             Err(err) => return Err(err.into()),
-            Ok(Some(user)) => return Ok(user),
-            Ok(None) => return Err(OidcError::Db(DbError::Query(diesel::result::Error::NotFound))),
+            Ok(Some((user, row))) => {
+                session.row = row;
+                return Ok((user, session));
+            }
+            Ok(None) => break,
         }
     }
     Err(OidcError::Db(DbError::Query(diesel::result::Error::NotFound)))

@@ -19,7 +19,7 @@ use super::provider::{Provider, Ready};
 use super::types::{IdToken, IdTokenClaims, TokenResponse};
 use super::OidcError;
 use crate::auth::cookies::LoginCookies;
-use crate::auth::login::{self, ProviderLogin};
+use crate::auth::login::ProviderLogin;
 use crate::crypto::{constant_time_eq, sha256_hex};
 use crate::db;
 use crate::state::AppState;
@@ -104,13 +104,13 @@ pub async fn finish(state: &AppState, pending: Option<PendingLogin>, query: Call
     let waited = std::time::Instant::now();
     let profile = profile(state, &ready, &response, &claims, &id_token).await?;
     provider_time += waited.elapsed();
-    let user = account::sign_in(state, &provider.settings.id, profile.clone()).await?;
     let provider_login = ProviderLogin {
         provider_id: provider.settings.id.clone(),
         sid: profile.sid.clone(),
         id_token_enc: Some(state.keys.vault.seal("id_token", &profile.id_token)),
     };
-    let cookies = login::open_session(state, &user, Some(provider_login)).await?;
+    let (user, session) = account::sign_in(state, &provider.settings.id, profile, provider_login).await?;
+    let cookies = session.cookies(state, &user);
     Ok(Completed { cookies, next: pending.next, provider_time })
 }
 

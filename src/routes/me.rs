@@ -24,7 +24,7 @@ pub async fn show(principal: Principal) -> HttpResponse {
 
 pub async fn login(state: web::Data<AppState>, body: web::Json<Credentials>) -> Result<HttpResponse, ApiError> {
     let user = login::password_login(&state, &body.username, &body.password).await?;
-    let issued = login::open_session(&state, &user, None).await?;
+    let issued = login::open_session(&state, &user).await?;
     let mut response = HttpResponse::Ok();
     response.insert_header(NO_STORE);
     for cookie in cookies::login(&state.settings, &issued) {
