@@ -15,7 +15,7 @@ missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
 command -v pg_config >/dev/null 2>&1 || missing+=(libpq-dev)
-command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-pip)
+python3 -m pip --version >/dev/null 2>&1 || missing+=(python3 python3-pip)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing system packages: ${missing[*]}"
     as_root apt-get update -qq
@@ -29,7 +29,8 @@ for dir in tests/idp tests/browser; do
 done
 
 if [ -f examples/python/requirements.txt ]; then
-    python3 -m pip install --quiet --disable-pip-version-check -r examples/python/requirements.txt
+    # PIP_BREAK_SYSTEM_PACKAGES: Debian's own Python refuses system-wide installs without it.
+    PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --quiet --disable-pip-version-check -r examples/python/requirements.txt
 fi
 
 # The real OpenID Provider checks itself first (its own full flow over HTTP).
