@@ -160,18 +160,19 @@ async fn exchange_refresh_token(state: &AppState, identity: &IdentityRow) -> Res
         other => Failure::Unreachable(other.to_string()),
     })?;
     if let Some(id_token) = response.id_token() {
-        let ready = match check_refreshed_id_token(&ready, id_token, identity) {
-            Err(CheckError::UnknownKey) => match provider.refetch_keys(&state.http).await {
-                Ok(Some(fresh)) => fresh,
-                _ => return Err(Failure::Refused("refreshed ID token signed with an unknown key".into())),
-            },
-            Err(CheckError::Invalid(reason)) => return Err(Failure::Refused(reason)),
-            Ok(()) => ready,
-        };
-        check_refreshed_id_token(&ready, id_token, identity).map_err(|e| match e {
+        let refused = |e: CheckError| match e {
             CheckError::UnknownKey => Failure::Refused("refreshed ID token signed with an unknown key".into()),
             CheckError::Invalid(reason) => Failure::Refused(reason),
-        })?;
+        };
+        match check_refreshed_id_token(&ready, id_token, identity) {
+            Ok(()) => {}
+            // A rotated key: fetch the keys once more and check again.
+            Err(CheckError::UnknownKey) => match provider.refetch_keys(&state.http).await {
+                Ok(Some(fresh)) => check_refreshed_id_token(&fresh, id_token, identity).map_err(refused)?,
+                _ => return Err(refused(CheckError::UnknownKey)),
+            },
+            Err(other) => return Err(refused(other)),
+        }
     }
     let rotated = response.refresh_token().map(|t| t.secret().clone()).filter(|t| t != token.expose());
     Ok(rotated)
