@@ -4,12 +4,13 @@
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use doorman::crypto::{sha256_hex, DerivedKeys, SecretString};
-use doorman::jwt::issue::ServiceClaims;
-use doorman::jwt::keys;
+use doorman::service_tokens::issue::ServiceClaims;
+use doorman::service_tokens::keys;
 
 fn service_jwt(c: &mut Criterion) {
     let vault = DerivedKeys::derive(&SecretString::new("bench-secret-key-0123456789abcdef".into())).vault;
-    let row = keys::generate(&vault, doorman::db::now());
+    let now = doorman::clock::Clock::system().now_naive();
+    let row = keys::generate(&vault, now, now);
     let set = keys::decrypt_all(std::slice::from_ref(&row), &vault).expect("key loads");
     let key = set.signer(chrono::Utc::now()).expect("key signs");
     let now = chrono::Utc::now().timestamp();
@@ -40,7 +41,7 @@ fn service_jwt(c: &mut Criterion) {
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
     validation.set_audience(&["http://127.0.0.1:8000"]);
     c.bench_function("verify service JWT (EdDSA)", |b| {
-        b.iter(|| jsonwebtoken::decode::<serde_json::Value>(black_box(&token), &decoding, &validation).expect("verifies"))
+        b.iter(|| jsonwebtoken::decode::<serde_json::Value>(black_box(&token), &decoding, &validation).expect("verifies"));
     });
 
     let bearer = format!("dmn_{}", doorman::crypto::random_token(32));

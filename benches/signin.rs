@@ -4,7 +4,7 @@
 //!
 //!   cargo bench --bench signin            (LOGINS=200 CONCURRENCY=4 to change)
 
-#[path = "../tests/api/real_op.rs"]
+#[path = "../tests/api/helpers/real_op.rs"]
 #[allow(dead_code)]
 mod real_op;
 
@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use doorman::config::Settings;
-use doorman::startup::Application;
+use doorman::http::startup::Application;
 use real_op::{account, login_at_provider, RealOp, CLIENT_ID, CLIENT_SECRET};
 use serde_json::json;
 
@@ -84,7 +84,7 @@ async fn main() {
     ))
     .unwrap();
     settings.providers.push(op.provider_settings("real"));
-    let app = Application::build_on(settings, listener).await.expect("doorman starts");
+    let app = Application::build_on(settings, listener, doorman::clock::Clock::system()).await.expect("doorman starts");
     tokio::spawn(app.run());
 
     for i in 0..5 {

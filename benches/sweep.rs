@@ -11,7 +11,7 @@ use std::time::Instant;
 use chrono::Duration;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
-use doorman::db::{self, identities, Db, DbConnection};
+use doorman::db::{identities, Db, DbConnection};
 
 #[derive(QueryableByName, Debug, Clone, Copy)]
 struct Stats {
@@ -50,7 +50,8 @@ fn main() {
     diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut admin_conn).expect("create database");
     let mut url = url::Url::parse(&admin).expect("URL");
     url.set_path(&name);
-    let db = Db::connect(url.as_str(), 4).expect("connect and migrate");
+    let db =
+        Db::connect(&doorman::config::DatabaseUrl::parse(url.as_str()).expect("a database URL"), 4).expect("connect and migrate");
     let mut conn = db.get().expect("connection");
 
     // 100,000 external users; 1% due now, the rest later.
@@ -77,7 +78,7 @@ fn main() {
     diesel::sql_query("ANALYZE").execute(&mut conn).expect("analyze");
     println!("set-up: {users} users, {due_percent}% due, in {:.1?}", started.elapsed());
 
-    let now = db::now();
+    let now = doorman::clock::Clock::system().now_naive();
     let lease = now + Duration::seconds(60);
 
     // An idle sweep: what every instance pays every refresh_interval when nobody is due.
@@ -102,7 +103,7 @@ fn main() {
         claimed += batch.len();
         for row in batch {
             let valid_until = now + Duration::hours(24);
-            identities::refreshed(&mut conn, &row.id, valid_until, None, valid_until - Duration::hours(1)).expect("record");
+            identities::refreshed(&mut conn, &row.id, valid_until, None, valid_until - Duration::hours(1), now).expect("record");
         }
     }
     let sweep_time = sweep_started.elapsed();

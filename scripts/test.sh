@@ -36,5 +36,11 @@ fi
 # The real OpenID Provider checks itself first (its own full flow over HTTP).
 node tests/idp/selftest.mjs
 
+# Static checks first: formatting, every lint on every target, no unused dependency.
+cargo fmt --all -- --check
+cargo clippy --locked --all-targets -- -D warnings
+command -v cargo-machete >/dev/null 2>&1 || cargo install --locked --quiet cargo-machete
+cargo machete
+
 export DOORMAN_TEST_POSTGRES_URL="${DOORMAN_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
 cargo test --locked "$@"

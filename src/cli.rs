@@ -7,9 +7,10 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::{Db, DbConnection};
-use crate::startup::Application;
+use crate::http::startup::Application;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -92,29 +93,39 @@ fn read_secret_line() -> anyhow::Result<String> {
 fn create_user(settings: Settings, name: &str, admin: bool, email: Option<&str>) -> anyhow::Result<()> {
     let password = read_secret_line()?;
     let mut conn = open_db(&settings)?;
-    let user = crate::accounts::create_local_user(&mut conn, name, &password, email, admin, &settings.auth.default_channel)?;
+    let channel = &settings.auth.default_channel;
+    let user = crate::identity::users::create_local_user(
+        &mut conn,
+        name,
+        &password,
+        email,
+        admin,
+        channel,
+        Clock::system().now_naive(),
+    )?;
     println!("created user {}{}", user.username, if admin { " (admin)" } else { "" });
     Ok(())
 }
 
 fn create_client(settings: Settings, name: &str, scopes: &[String], claims: Option<&str>) -> anyhow::Result<()> {
     let mut conn = open_db(&settings)?;
-    let client = crate::jwt::clients::create(&mut conn, name, scopes, claims)?;
+    let client = crate::service_tokens::clients::create(&mut conn, name, scopes, claims, Clock::system().now_naive())?;
     println!("created client {} with scopes: {}", client.name, client.scopes.join(" "));
     println!("client_id: {}", client.id);
-    println!("client_secret: {}", client.secret);
+    println!("client_secret: {}", client.secret.expose());
     println!("(the secret is shown only this once; doorman keeps only its hash)");
     Ok(())
 }
 
 fn rotate_keys(settings: Settings, delay: &str) -> anyhow::Result<()> {
     let delay = match delay.trim() {
-        "0" | "0s" => std::time::Duration::ZERO,
-        text => crate::config::parse_duration(text).map_err(|e| anyhow::anyhow!("--delay: {e}"))?,
+        "0" | "0s" => chrono::TimeDelta::zero(),
+        text => crate::config::parse_duration(text).map_err(|e| anyhow::anyhow!("--delay: {e}"))?.delta(),
     };
     let mut conn = open_db(&settings)?;
     let vault = crate::crypto::DerivedKeys::derive(&settings.auth.secret_key).vault;
-    let done = crate::jwt::keys::rotate(&mut conn, &vault, delay, settings.auth.service_token_ttl)
+    let ttl = settings.auth.service_token_ttl.delta();
+    let done = crate::service_tokens::keys::rotate(&mut conn, &vault, delay, ttl, Clock::system().now_naive())
         .context("rotating the signing keys")?;
     println!("new signing key {}: published now, signs from {} UTC", done.kid, done.active_from.format("%Y-%m-%d %H:%M:%S"));
     if done.retired > 0 {

@@ -179,21 +179,99 @@ impl ServerSettings {
 
 #[derive(Debug, Clone)]
 pub struct DatabaseSettings {
-    pub url: String,
+    pub url: DatabaseUrl,
     pub pool_size: u32,
+}
+
+/// Where the data lives; the URL's scheme picks the backend, parsed once here.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// `sqlite://FILE`: the file's path.
+    Sqlite(PathBuf),
+    /// `postgres://...` or `postgresql://...`, as given.
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if let Some(path) = text.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err("sqlite:// needs a file name".into());
+            }
+            return Ok(Self::Sqlite(PathBuf::from(path)));
+        }
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            return Ok(Self::Postgres(text.to_string()));
+        }
+        Err(format!("unsupported URL {text:?}: use sqlite://FILE or postgres://..."))
+    }
+}
+
+/// Shown without the password a PostgreSQL URL may carry.
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
+            Self::Postgres(url) => match Url::parse(url) {
+                Ok(mut parsed) if parsed.password().is_some() => {
+                    let _ = parsed.set_password(Some("[redacted]"));
+                    write!(f, "{parsed}")
+                }
+                _ => f.write_str(url),
+            },
+        }
+    }
+}
+
+/// A configured duration: positive and at most [`Ttl::MAX_SECS`], so it
+/// converts to either of std's and chrono's duration types without failing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Ttl(Duration);
+
+impl Ttl {
+    /// About a hundred years.
+    pub const MAX_SECS: u64 = 100 * 365 * 86_400;
+
+    pub const fn from_secs(secs: u64) -> Self {
+        Self(Duration::from_secs(if secs > Self::MAX_SECS { Self::MAX_SECS } else { secs }))
+    }
+
+    pub fn std(self) -> Duration {
+        self.0
+    }
+
+    pub fn delta(self) -> chrono::TimeDelta {
+        // In range by construction (at most MAX_SECS).
+        chrono::TimeDelta::from_std(self.0).unwrap_or(chrono::TimeDelta::MAX)
+    }
+
+    pub fn as_secs(self) -> u64 {
+        self.0.as_secs()
+    }
+}
+
+impl From<Duration> for Ttl {
+    fn from(d: Duration) -> Self {
+        if d.as_secs() >= Self::MAX_SECS {
+            Self::from_secs(Self::MAX_SECS)
+        } else {
+            Self(d)
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct AuthSettings {
     pub password_login: bool,
-    pub access_ttl: Duration,
-    pub session_ttl: Duration,
-    pub api_token_ttl: Duration,
-    pub external_validity: Duration,
-    pub cache_ttl: Duration,
-    pub refresh_ahead: Duration,
-    pub refresh_interval: Duration,
-    pub service_token_ttl: Duration,
+    pub access_ttl: Ttl,
+    pub session_ttl: Ttl,
+    pub api_token_ttl: Ttl,
+    pub external_validity: Ttl,
+    pub cache_ttl: Ttl,
+    pub refresh_ahead: Ttl,
+    pub refresh_interval: Ttl,
+    pub service_token_ttl: Ttl,
     pub default_channel: String,
     pub secret_key: SecretString,
 }
@@ -267,8 +345,8 @@ fn push_field(key: &mut String, path: &[String], field: &str) {
     }
 }
 
-/// Parses `90s`, `15m`, `24h`, `7d`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+/// Parses `90s`, `15m`, `24h`, `7d` (at most [`Ttl::MAX_SECS`]).
+pub fn parse_duration(text: &str) -> Result<Ttl, String> {
     let invalid = || format!("invalid duration {text:?} (write e.g. 90s, 15m, 24h, 7d)");
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(invalid)?;
@@ -284,10 +362,13 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if seconds == 0 {
         return Err(format!("duration {text:?} must be more than zero"));
     }
-    Ok(Duration::from_secs(seconds))
+    if seconds > Ttl::MAX_SECS {
+        return Err(format!("duration {text:?} is too long (at most 100 years)"));
+    }
+    Ok(Ttl::from_secs(seconds))
 }
 
-fn duration(key: &str, text: &str) -> Result<Duration, ConfigError> {
+fn duration(key: &str, text: &str) -> Result<Ttl, ConfigError> {
     parse_duration(text).map_err(|m| ConfigError::new(key, m))
 }
 
@@ -320,13 +401,7 @@ impl RawSettings {
             .collect::<Result<Vec<_>, _>>()?;
         let cookie_domain = Some(self.server.cookie_domain.trim().to_string()).filter(|d| !d.is_empty());
 
-        let db_url = self.database.url.trim().to_string();
-        if !(db_url.starts_with("sqlite://") || db_url.starts_with("postgres://") || db_url.starts_with("postgresql://")) {
-            return Err(ConfigError::new(
-                "database.url",
-                format!("unsupported URL {db_url:?}: use sqlite://FILE or postgres://..."),
-            ));
-        }
+        let db_url = DatabaseUrl::parse(&self.database.url).map_err(|m| ConfigError::new("database.url", m))?;
         if self.database.pool_size == 0 {
             return Err(ConfigError::new("database.pool_size", "must be at least 1"));
         }
@@ -394,11 +469,11 @@ impl RawSettings {
 /// The key used when none is configured: made once and kept in a 0600 file
 /// beside the SQLite database. PostgreSQL deployments share one database
 /// between instances, so there the key must be configured.
-fn development_key(db_url: &str) -> Result<SecretString, ConfigError> {
-    let Some(path) = db_url.strip_prefix("sqlite://") else {
+fn development_key(db_url: &DatabaseUrl) -> Result<SecretString, ConfigError> {
+    let DatabaseUrl::Sqlite(path) = db_url else {
         return Err(ConfigError::new("auth.secret_key", "required with a PostgreSQL database (every instance must share it)"));
     };
-    let key_path = PathBuf::from(format!("{path}.secret_key"));
+    let key_path = PathBuf::from(format!("{}.secret_key", path.display()));
     let fail =
         |e: std::io::Error| ConfigError::new("auth.secret_key", format!("development key file {}: {e}", key_path.display()));
     if let Ok(existing) = std::fs::read_to_string(&key_path) {
@@ -433,14 +508,16 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
-        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
-        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(604_800)));
+        assert_eq!(parse_duration("90s"), Ok(Ttl::from_secs(90)));
+        assert_eq!(parse_duration("15m"), Ok(Ttl::from_secs(900)));
+        assert_eq!(parse_duration("24h"), Ok(Ttl::from_secs(86_400)));
+        assert_eq!(parse_duration("7d"), Ok(Ttl::from_secs(604_800)));
         assert!(parse_duration("15 minutes").is_err());
         assert!(parse_duration("m").is_err());
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("99999999999999999999d").is_err());
+        assert!(parse_duration("36501d").is_err());
+        assert_eq!(parse_duration("36500d").unwrap().delta().num_days(), 36_500);
     }
 
     const KEY: &str = "secret_key = \"0123456789abcdef0123456789abcdef\"";
@@ -470,9 +547,9 @@ mod tests {
         let s = Settings::from_toml(&format!("[auth]\n{KEY}")).unwrap();
         assert_eq!(s.server.bind.to_string(), "127.0.0.1:8000");
         assert_eq!(s.server.public_url.as_str(), "http://127.0.0.1:8000/");
-        assert_eq!(s.auth.access_ttl, Duration::from_secs(900));
+        assert_eq!(s.auth.access_ttl, Ttl::from_secs(900));
         assert!(s.auth.password_login);
-        assert_eq!(s.database.url, "sqlite://doorman.db");
+        assert_eq!(s.database.url, DatabaseUrl::Sqlite("doorman.db".into()));
     }
 
     #[test]
@@ -482,8 +559,8 @@ mod tests {
             jail.create_file("d.toml", &format!("[auth]\n{KEY}\naccess_ttl = \"5m\"\n[database]\nurl = \"sqlite://a.db\""))?;
             jail.set_env("DOORMAN__AUTH__ACCESS_TTL", "7m");
             let s = Settings::load(Some(Path::new("d.toml"))).map_err(|e| e.to_string())?;
-            assert_eq!(s.auth.access_ttl, Duration::from_secs(420));
-            assert_eq!(s.database.url, "sqlite://a.db");
+            assert_eq!(s.auth.access_ttl, Ttl::from_secs(420));
+            assert_eq!(s.database.url, DatabaseUrl::Sqlite("a.db".into()));
             Ok(())
         });
     }

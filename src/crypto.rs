@@ -48,6 +48,51 @@ pub fn sha256_hex(value: &str) -> String {
     out
 }
 
+/// A kind of opaque secret token: a recognisable prefix (for secret
+/// scanners and logs) plus 256 random bits, shown once and stored only as
+/// its SHA-256. Browser sessions (`dms_`), API tokens (`dmn_`) and machine
+/// client secrets (`dmc_`) are all made and checked here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpaqueToken {
+    prefix: &'static str,
+}
+
+/// Random bytes in an opaque token.
+const OPAQUE_BYTES: usize = 32;
+/// Their length in base64url without padding.
+const OPAQUE_CHARS: usize = 43;
+
+/// A freshly minted opaque token: the only time its secret exists in clear.
+#[derive(Debug)]
+pub struct MintedToken {
+    pub secret: SecretString,
+    pub hash: String,
+}
+
+impl OpaqueToken {
+    pub const fn new(prefix: &'static str) -> Self {
+        Self { prefix }
+    }
+
+    pub fn prefix(self) -> &'static str {
+        self.prefix
+    }
+
+    pub fn mint(self) -> MintedToken {
+        let secret = format!("{}{}", self.prefix, random_token(OPAQUE_BYTES));
+        let hash = sha256_hex(&secret);
+        MintedToken { secret: SecretString::new(secret), hash }
+    }
+
+    /// The stored hash of `presented`, or `None` when it cannot be a token of
+    /// this kind (wrong prefix, length or alphabet): such input costs no hash.
+    pub fn hash(self, presented: &str) -> Option<String> {
+        let body = presented.strip_prefix(self.prefix)?;
+        let well_formed = body.len() == OPAQUE_CHARS && body.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        well_formed.then(|| sha256_hex(presented))
+    }
+}
+
 /// Constant-time comparison of two strings.
 pub fn constant_time_eq(a: &str, b: &str) -> bool {
     use subtle::ConstantTimeEq;
@@ -151,5 +196,18 @@ mod tests {
         assert_eq!(a.len(), 43);
         assert_ne!(a, random_token(32));
         assert_eq!(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+
+    #[test]
+    fn opaque_tokens_round_trip_and_refuse_other_shapes() {
+        let kind = OpaqueToken::new("dmx_");
+        let minted = kind.mint();
+        assert!(minted.secret.expose().starts_with("dmx_"));
+        assert_eq!(kind.hash(minted.secret.expose()), Some(minted.hash.clone()));
+        assert_eq!(minted.hash, sha256_hex(minted.secret.expose()));
+        assert_eq!(OpaqueToken::new("dmy_").hash(minted.secret.expose()), None);
+        assert_eq!(kind.hash("dmx_short"), None);
+        assert_eq!(kind.hash(&format!("{}x", minted.secret.expose())), None);
+        assert_eq!(kind.hash(&format!("dmx_{}", "!".repeat(43))), None);
     }
 }

@@ -49,9 +49,9 @@ pub fn list(conn: &mut DbConnection, user_id: Option<&str>, now: NaiveDateTime) 
         .load(conn)
 }
 
-pub fn revoke(conn: &mut DbConnection, id: &str) -> QueryResult<usize> {
+pub fn revoke(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> QueryResult<usize> {
     diesel::update(api_tokens::table.find(id).filter(api_tokens::revoked_at.is_null()))
-        .set(api_tokens::revoked_at.eq(Some(super::now())))
+        .set(api_tokens::revoked_at.eq(Some(now)))
         .execute(conn)
 }
 

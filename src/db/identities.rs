@@ -51,6 +51,7 @@ pub fn record_login(
     valid_until: NaiveDateTime,
     refresh_token_enc: Option<&str>,
     next_refresh_at: Option<NaiveDateTime>,
+    now: NaiveDateTime,
 ) -> QueryResult<usize> {
     let state = if refresh_token_enc.is_some() { refresh_state::ACTIVE } else { refresh_state::NONE };
     diesel::update(ei::table.find(id))
@@ -61,7 +62,7 @@ pub fn record_login(
             ei::refresh_failures.eq(0),
             ei::next_refresh_at.eq(next_refresh_at),
             ei::lease_until.eq(None::<NaiveDateTime>),
-            ei::updated_at.eq(super::now()),
+            ei::updated_at.eq(now),
         ))
         .execute(conn)
 }
@@ -153,9 +154,9 @@ pub fn refreshed(
     valid_until: NaiveDateTime,
     rotated_token_enc: Option<&str>,
     next_refresh_at: NaiveDateTime,
+    now: NaiveDateTime,
 ) -> QueryResult<usize> {
     let target = ei::table.find(id);
-    let now = super::now();
     if let Some(token) = rotated_token_enc {
         diesel::update(target).set(ei::refresh_token_enc.eq(Some(token))).execute(conn)?;
     }
@@ -171,14 +172,14 @@ pub fn refreshed(
 }
 
 /// The provider refused: `valid_until` stops moving, the useless token is dropped.
-pub fn refused(conn: &mut DbConnection, id: &str) -> QueryResult<usize> {
+pub fn refused(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> QueryResult<usize> {
     diesel::update(ei::table.find(id))
         .set((
             ei::refresh_state.eq(refresh_state::REFUSED),
             ei::refresh_token_enc.eq(None::<String>),
             ei::next_refresh_at.eq(None::<NaiveDateTime>),
             ei::lease_until.eq(None::<NaiveDateTime>),
-            ei::updated_at.eq(super::now()),
+            ei::updated_at.eq(now),
         ))
         .execute(conn)
 }

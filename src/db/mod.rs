@@ -18,6 +18,8 @@ use diesel::r2d2::{self, ManageConnection};
 use diesel::{PgConnection, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
+use crate::config::DatabaseUrl;
+
 pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 
@@ -42,8 +44,9 @@ pub enum DbError {
     Pool(#[source] r2d2::PoolError),
     #[error("query failed")]
     Query(#[from] diesel::result::Error),
-    #[error("blocking task failed")]
-    Blocking,
+    /// The runtime shut down before the query ran.
+    #[error("the database task was cancelled")]
+    Cancelled,
 }
 
 impl DbError {
@@ -61,6 +64,15 @@ impl DbError {
 pub struct Manager {
     url: String,
     backend: Backend,
+}
+
+impl Manager {
+    fn new(url: &DatabaseUrl) -> Self {
+        match url {
+            DatabaseUrl::Sqlite(path) => Self { url: path.display().to_string(), backend: Backend::Sqlite },
+            DatabaseUrl::Postgres(url) => Self { url: url.clone(), backend: Backend::Postgres },
+        }
+    }
 }
 
 impl ManageConnection for Manager {
@@ -103,20 +115,17 @@ pub struct Db {
 }
 
 impl Db {
-    /// Opens a pool for `url` (`sqlite://FILE` or `postgres://...`) and
-    /// applies the pending migrations.
-    pub fn connect(url: &str, pool_size: u32) -> anyhow::Result<Db> {
+    /// Opens a pool for `url` and applies the pending migrations.
+    pub fn connect(url: &DatabaseUrl, pool_size: u32) -> anyhow::Result<Db> {
         use anyhow::Context;
-        let (backend, target) = match url.strip_prefix("sqlite://") {
-            Some(path) => (Backend::Sqlite, path.to_string()),
-            None => (Backend::Postgres, url.to_string()),
-        };
+        let manager = Manager::new(url);
+        let backend = manager.backend;
         let pool = r2d2::Pool::builder()
             .max_size(pool_size)
             .min_idle(Some(1))
             .connection_timeout(Duration::from_secs(10))
             .test_on_check_out(false)
-            .build(Manager { url: target, backend })
+            .build(manager)
             .with_context(|| format!("cannot open the {backend:?} database"))?;
         let db = Db { pool };
         let mut conn = db.pool.get().context("cannot connect to the database")?;
@@ -126,33 +135,34 @@ impl Db {
 
     /// One connection without a pool, migrated: for the command line, which
     /// must not leave pool threads opening connections while it exits.
-    pub fn connect_one(url: &str) -> anyhow::Result<DbConnection> {
-        let (backend, target) = match url.strip_prefix("sqlite://") {
-            Some(path) => (Backend::Sqlite, path.to_string()),
-            None => (Backend::Postgres, url.to_string()),
-        };
-        let mut conn =
-            Manager { url: target, backend }.connect().map_err(|e| anyhow::anyhow!("cannot connect to the database: {e}"))?;
+    pub fn connect_one(url: &DatabaseUrl) -> anyhow::Result<DbConnection> {
+        let mut conn = Manager::new(url).connect().map_err(|e| anyhow::anyhow!("cannot connect to the database: {e}"))?;
         migrate(&mut conn).map_err(|e| anyhow::anyhow!("migrations failed: {e}"))?;
         Ok(conn)
     }
 
-    /// Runs `f` with a pooled connection on the blocking thread pool.
+    /// Runs `f` with a pooled connection on the blocking thread pool, so
+    /// neither the pool wait nor the query touches the async executor. A
+    /// panic inside `f` is raised again here, as if `f` had run inline.
     pub async fn run<F, T>(&self, f: F) -> Result<T, DbError>
     where
         F: FnOnce(&mut DbConnection) -> QueryResult<T> + Send + 'static,
         T: Send + 'static,
     {
         let pool = self.pool.clone();
-        actix_web::web::block(move || {
+        let task = tokio::task::spawn_blocking(move || {
             let mut conn = pool.get().map_err(DbError::Pool)?;
             f(&mut conn).map_err(DbError::from)
-        })
-        .await
-        .map_err(|_| DbError::Blocking)?
+        });
+        match task.await {
+            Ok(result) => result,
+            Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+            Err(_) => Err(DbError::Cancelled),
+        }
     }
 
-    /// A connection for synchronous callers (the command line).
+    /// A pooled connection for synchronous callers that are already off the
+    /// executor (tests setting up rows).
     pub fn get(&self) -> Result<r2d2::PooledConnection<Manager>, DbError> {
         self.pool.get().map_err(DbError::Pool)
     }
@@ -181,25 +191,6 @@ where
         }
         f(conn)
     })
-}
-
-/// The current time as stored: UTC, microsecond precision.
-pub fn now() -> chrono::NaiveDateTime {
-    let now = chrono::Utc::now().naive_utc();
-    // PostgreSQL keeps microseconds; trimming here makes values compare equal after a round trip.
-    now.with_nanosecond_micros()
-}
-
-trait MicrosOnly {
-    fn with_nanosecond_micros(self) -> Self;
-}
-
-impl MicrosOnly for chrono::NaiveDateTime {
-    fn with_nanosecond_micros(self) -> Self {
-        use chrono::Timelike;
-        let nanos = self.nanosecond() / 1000 * 1000;
-        self.with_nanosecond(nanos).unwrap_or(self)
-    }
 }
 
 /// A fresh UUID as stored.

@@ -7,8 +7,7 @@ use super::schema::used_oidc_states;
 use super::DbConnection;
 
 /// Records `state_hash` as used. `Ok(false)` when it already was (a replay).
-pub fn mark_used(conn: &mut DbConnection, state_hash: &str, expires_at: NaiveDateTime) -> QueryResult<bool> {
-    let now = super::now();
+pub fn mark_used(conn: &mut DbConnection, state_hash: &str, expires_at: NaiveDateTime, now: NaiveDateTime) -> QueryResult<bool> {
     diesel::delete(used_oidc_states::table.filter(used_oidc_states::expires_at.lt(now))).execute(conn)?;
     let inserted = diesel::insert_into(used_oidc_states::table)
         .values((used_oidc_states::state_hash.eq(state_hash), used_oidc_states::expires_at.eq(expires_at)))

@@ -38,14 +38,19 @@ pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<SessionRow>
     sessions::table.find(id).select(SessionRow::as_select()).first(conn).optional()
 }
 
-pub fn revoke(conn: &mut DbConnection, id: &str) -> QueryResult<usize> {
+pub fn revoke(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> QueryResult<usize> {
     diesel::update(sessions::table.find(id).filter(sessions::revoked_at.is_null()))
-        .set(sessions::revoked_at.eq(Some(super::now())))
+        .set(sessions::revoked_at.eq(Some(now)))
         .execute(conn)
 }
 
 /// Ends every live session of a user except `keep`; returns their ids.
-pub fn revoke_all_for_user(conn: &mut DbConnection, user_id: &str, keep: Option<&str>) -> QueryResult<Vec<String>> {
+pub fn revoke_all_for_user(
+    conn: &mut DbConnection,
+    user_id: &str,
+    keep: Option<&str>,
+    now: NaiveDateTime,
+) -> QueryResult<Vec<String>> {
     let keep = keep.unwrap_or("");
     let ids: Vec<String> = sessions::table
         .filter(sessions::user_id.eq(user_id))
@@ -53,9 +58,7 @@ pub fn revoke_all_for_user(conn: &mut DbConnection, user_id: &str, keep: Option<
         .filter(sessions::id.ne(keep))
         .select(sessions::id)
         .load(conn)?;
-    diesel::update(sessions::table.filter(sessions::id.eq_any(&ids)))
-        .set(sessions::revoked_at.eq(Some(super::now())))
-        .execute(conn)?;
+    diesel::update(sessions::table.filter(sessions::id.eq_any(&ids))).set(sessions::revoked_at.eq(Some(now))).execute(conn)?;
     Ok(ids)
 }
 

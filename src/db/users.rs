@@ -36,10 +36,6 @@ pub fn find_by_username(conn: &mut DbConnection, name: &str) -> QueryResult<Opti
     users::table.filter(users::username.eq(name)).select(UserRow::as_select()).first(conn).optional()
 }
 
-pub fn find_by_id(conn: &mut DbConnection, id: &str) -> QueryResult<Option<UserRow>> {
-    users::table.find(id).select(UserRow::as_select()).first(conn).optional()
-}
-
 pub fn username_taken(conn: &mut DbConnection, name: &str) -> QueryResult<bool> {
     diesel::select(diesel::dsl::exists(users::table.filter(users::username.eq(name)))).get_result(conn)
 }
@@ -65,15 +61,19 @@ pub fn view_by_id(conn: &mut DbConnection, id: &str) -> QueryResult<Option<UserV
     Ok(row.map(|(user, valid_until)| UserView { user, valid_until }))
 }
 
-pub fn set_password_hash(conn: &mut DbConnection, id: &str, hash: &str) -> QueryResult<usize> {
-    diesel::update(users::table.find(id))
-        .set((users::password_hash.eq(Some(hash)), users::updated_at.eq(super::now())))
-        .execute(conn)
+pub fn set_password_hash(conn: &mut DbConnection, id: &str, hash: &str, now: NaiveDateTime) -> QueryResult<usize> {
+    diesel::update(users::table.find(id)).set((users::password_hash.eq(Some(hash)), users::updated_at.eq(now))).execute(conn)
 }
 
-pub fn update_profile(conn: &mut DbConnection, id: &str, email: Option<&str>, display_name: Option<&str>) -> QueryResult<usize> {
+pub fn update_profile(
+    conn: &mut DbConnection,
+    id: &str,
+    email: Option<&str>,
+    display_name: Option<&str>,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
     diesel::update(users::table.find(id))
-        .set((users::email.eq(email), users::display_name.eq(display_name), users::updated_at.eq(super::now())))
+        .set((users::email.eq(email), users::display_name.eq(display_name), users::updated_at.eq(now)))
         .execute(conn)
 }
 

@@ -3,9 +3,9 @@
 
 use serde_json::{json, Value};
 
+use crate::helpers::real_op::account;
+use crate::helpers::sso::real_setup;
 use crate::helpers::{spawn_app, Backend};
-use crate::real_op::account;
-use crate::real_sso::setup;
 
 /// One Chromium at a time: two cores are shared by the whole suite.
 static BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -47,7 +47,7 @@ async fn password_sign_in_in_chromium() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sso_sign_in_in_chromium() {
-    let (app, _op) = setup(Backend::Sqlite, "offline_access", vec![account("u7", "carol", "carol-pw")], |_| {}).await;
+    let (app, _op) = real_setup(Backend::Sqlite, "offline_access", vec![account("u7", "carol", "carol-pw")], |_| {}).await;
     let verdict = browser("sso_login.mjs", vec![app.address.clone(), "real".into(), "carol".into(), "carol-pw".into()]).await;
     assert_eq!(verdict["ok"], true, "{verdict}");
     assert_eq!(verdict["shown"], "carol");

@@ -1,18 +1,16 @@
 //! doorman's integration tests: one binary, the app started for real.
+//! Every helper lives in `helpers/`; test modules import only from there.
 
 mod helpers;
-
-mod fake_op;
-mod lifecycle;
-mod oidc;
-mod processes;
-mod real_op;
-mod real_sso;
 
 mod bad_input;
 mod browser;
 mod cli;
+mod lifecycle;
 mod migrations;
+mod oidc;
+mod processes;
+mod real_sso;
 mod service_jwt;
 mod session;
 mod tokens;

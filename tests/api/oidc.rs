@@ -4,41 +4,9 @@ use reqwest::Response;
 use serde_json::json;
 
 use crate::both_backends;
-use crate::fake_op::{FakeOp, FakeUser, Knobs};
-use crate::helpers::{assert_error, spawn_app_with, Backend, TestApp};
-
-pub async fn app_with_op(backend: Backend) -> (TestApp, FakeOp) {
-    let op = FakeOp::start().await;
-    let provider = op.provider_settings("fake");
-    let app = spawn_app_with(backend, move |s| s.providers.push(provider)).await;
-    (app, op)
-}
-
-impl TestApp {
-    /// Follows `/oidc/authenticate` to the provider and back; the callback URL.
-    pub async fn begin_login(&self, provider: &str, next: Option<&str>) -> String {
-        let mut url = format!("/oidc/authenticate?provider={provider}");
-        if let Some(next) = next {
-            url.push_str(&format!("&next={}", urlencode(next)));
-        }
-        let start = self.get(&url).await;
-        assert_eq!(start.status(), 302, "{:?}", start.text().await);
-        let to_provider = start.headers()["location"].to_str().unwrap().to_string();
-        let at_provider = self.client.get(&to_provider).send().await.unwrap();
-        assert_eq!(at_provider.status(), 302);
-        at_provider.headers()["location"].to_str().unwrap().to_string()
-    }
-
-    /// A whole sign-in; the callback's response.
-    pub async fn sso_login(&self, provider: &str) -> Response {
-        let callback = self.begin_login(provider, None).await;
-        self.client.get(&callback).header("Accept", "application/json").send().await.unwrap()
-    }
-}
-
-fn urlencode(text: &str) -> String {
-    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
-}
+use crate::helpers::fake_op::{FakeOp, FakeUser, Knobs};
+use crate::helpers::sso::{app_with_op, urlencode};
+use crate::helpers::{assert_error, spawn, Backend, TestApp};
 
 fn set_cookie_names(response: &Response) -> Vec<String> {
     response
@@ -136,6 +104,14 @@ async fn same_email_other_subject_is_another_user(backend: Backend) {
     assert_eq!(second["username"], "sso.user-3");
 }
 both_backends!(same_email_other_subject_is_another_user);
+
+async fn a_profile_without_a_usable_name_is_refused(backend: Backend) {
+    let (app, op) = app_with_op(backend).await;
+    op.set_user(FakeUser { subject: "subject-9".into(), email: "山田@例え.日本".into(), preferred_username: None });
+    let response = app.client.get(app.begin_login("fake", None).await).header("Accept", "application/json").send().await.unwrap();
+    assert_refused(&app, response, 400, "invalid_profile").await;
+}
+both_backends!(a_profile_without_a_usable_name_is_refused);
 
 async fn bad_case(backend: Backend, knobs: impl FnOnce(&mut Knobs), status: u16, code: &str) {
     let (app, op) = app_with_op(backend).await;
@@ -257,7 +233,7 @@ async fn iss_parameter_is_checked_when_announced() {
     let op = FakeOp::start().await;
     op.set(|k| k.iss_parameter = true);
     let provider = op.provider_settings("fake");
-    let app = spawn_app_with(Backend::Sqlite, move |s| s.providers.push(provider)).await;
+    let app = spawn(Backend::Sqlite).with(move |s| s.providers.push(provider)).start().await;
     // Strip `iss` from the response: refused, since the provider announced it.
     let callback = app.begin_login("fake", None).await;
     let mut url = url::Url::parse(&callback).unwrap();
@@ -306,11 +282,13 @@ async fn info_and_login_page_list_providers() {
     let op1 = FakeOp::start().await;
     let op2 = FakeOp::start().await;
     let (p1, p2) = (op1.provider_settings("first"), op2.provider_settings("second"));
-    let app = spawn_app_with(Backend::Sqlite, move |s| {
-        s.providers.push(p1);
-        s.providers.push(p2);
-    })
-    .await;
+    let app = spawn(Backend::Sqlite)
+        .with(move |s| {
+            s.providers.push(p1);
+            s.providers.push(p2);
+        })
+        .start()
+        .await;
     let info: serde_json::Value = app.get("/info").await.json().await.unwrap();
     assert_eq!(
         info["auth"]["oidc"],
@@ -333,11 +311,13 @@ async fn two_providers_keep_equal_subjects_apart(backend: Backend) {
     let op1 = FakeOp::start().await;
     let op2 = FakeOp::start().await;
     let (p1, p2) = (op1.provider_settings("first"), op2.provider_settings("second"));
-    let app = spawn_app_with(backend, move |s| {
-        s.providers.push(p1);
-        s.providers.push(p2);
-    })
-    .await;
+    let app = spawn(backend)
+        .with(move |s| {
+            s.providers.push(p1);
+            s.providers.push(p2);
+        })
+        .start()
+        .await;
     assert_eq!(app.sso_login("first").await.status(), 302);
     let other = app.another_browser();
     assert_eq!(other.sso_login("second").await.status(), 302);
@@ -358,11 +338,13 @@ async fn provider_down_at_start_answers_503_then_recovers() {
     let mut provider = op.provider_settings("down");
     provider.issuer = format!("http://127.0.0.1:{port}");
     let good = op.provider_settings("up");
-    let app = spawn_app_with(Backend::Sqlite, move |s| {
-        s.providers.push(provider);
-        s.providers.push(good);
-    })
-    .await;
+    let app = spawn(Backend::Sqlite)
+        .with(move |s| {
+            s.providers.push(provider);
+            s.providers.push(good);
+        })
+        .start()
+        .await;
     app.create_user("alice", "correct horse", false);
     let response =
         app.client.get(app.url("/oidc/authenticate?provider=down")).header("Accept", "application/json").send().await.unwrap();
@@ -392,7 +374,7 @@ async fn discovery_with_another_issuer_is_refused() {
     let op = FakeOp::start().await;
     let mut provider = op.provider_settings("liar");
     provider.issuer = format!("{}/", op.issuer.replace("127.0.0.1", "localhost"));
-    let app = spawn_app_with(Backend::Sqlite, move |s| s.providers.push(provider)).await;
+    let app = spawn(Backend::Sqlite).with(move |s| s.providers.push(provider)).start().await;
     let response = app.client.get(app.url("/oidc/authenticate")).header("Accept", "application/json").send().await.unwrap();
     assert_error(response, 503, "provider_unavailable").await;
 }

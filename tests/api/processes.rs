@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::helpers::real_op::{account, login_at_provider, RealOp, CLIENT_ID, CLIENT_SECRET};
 use crate::helpers::{client_with, fresh_database, Backend, SECRET_KEY};
-use crate::real_op::{account, login_at_provider, RealOp, CLIENT_ID, CLIENT_SECRET};
 
 struct Doorman {
     child: Child,

@@ -2,46 +2,15 @@
 
 use std::time::Duration;
 
-use reqwest::Response;
 use serde_json::{json, Value};
 
 use crate::both_backends;
-use crate::helpers::{assert_error, fresh_database, spawn_app_on_listener, Backend, TestApp};
-use crate::real_op::{account, client_for, login_at_provider, RealOp};
-
-/// doorman and one real provider that knows it, with `accounts`.
-pub async fn setup(
-    backend: Backend,
-    refresh_tokens: &str,
-    accounts: Vec<Value>,
-    adjust: impl FnOnce(&mut doorman::config::Settings),
-) -> (TestApp, RealOp) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-    let op = RealOp::start(json!({"clients": [client_for(&base, refresh_tokens)], "accounts": accounts}));
-    let (db_url, dir) = fresh_database(backend);
-    let provider = op.provider_settings("real");
-    let app = spawn_app_on_listener(backend, db_url, dir, listener, move |s| {
-        s.providers.push(provider);
-        adjust(s);
-    })
-    .await;
-    (app, op)
-}
-
-impl TestApp {
-    /// A whole sign-in through the provider's own forms; doorman's callback response.
-    pub async fn real_login(&self, provider: &str, login: &str, password: &str) -> Response {
-        let start = self.get(&format!("/oidc/authenticate?provider={provider}")).await;
-        assert_eq!(start.status(), 302);
-        let authorize = start.headers()["location"].to_str().unwrap().to_string();
-        let callback = login_at_provider(&self.client, &authorize, login, password).await;
-        self.get(&callback).await
-    }
-}
+use crate::helpers::real_op::{account, client_for, RealOp};
+use crate::helpers::sso::real_setup;
+use crate::helpers::{assert_error, spawn, Backend};
 
 async fn full_login_through_the_real_provider(backend: Backend) {
-    let (app, op) = setup(backend, "offline_access", vec![account("u1", "alice", "alice-pw")], |_| {}).await;
+    let (app, op) = real_setup(backend, "offline_access", vec![account("u1", "alice", "alice-pw")], |_| {}).await;
     let response = app.real_login("real", "alice", "alice-pw").await;
     assert_eq!(response.status(), 302);
     assert_eq!(response.headers()["location"], "/");
@@ -56,8 +25,8 @@ async fn full_login_through_the_real_provider(backend: Backend) {
     assert_eq!(rows[0].issuer, op.issuer);
     assert_eq!(rows[0].subject, "u1");
     let sealed = rows[0].refresh_token_enc.clone().expect("a refresh token is stored");
-    let clear = app.state.keys.vault.open(&format!("refresh_token:{}", rows[0].id), &sealed).unwrap();
-    assert!(!sealed.contains(clear.expose()));
+    let clear = app.open_sealed(&format!("refresh_token:{}", rows[0].id), &sealed);
+    assert!(!sealed.contains(&clear));
 
     // A second sign-in, from another browser, finds the same user.
     let other = app.another_browser();
@@ -76,12 +45,14 @@ async fn two_real_providers_keep_equal_subjects_apart(backend: Backend) {
     let first = RealOp::start(config("ann"));
     let second = RealOp::start(config("bob"));
     let (p1, p2) = (first.provider_settings("first"), second.provider_settings("second"));
-    let (db_url, dir) = fresh_database(backend);
-    let app = spawn_app_on_listener(backend, db_url, dir, listener, move |s| {
-        s.providers.push(p1);
-        s.providers.push(p2);
-    })
-    .await;
+    let app = spawn(backend)
+        .on_listener(listener)
+        .with(move |s| {
+            s.providers.push(p1);
+            s.providers.push(p2);
+        })
+        .start()
+        .await;
     assert_eq!(app.real_login("first", "ann", "pw-12345").await.status(), 302);
     let other = app.another_browser();
     assert_eq!(other.real_login("second", "bob", "pw-12345").await.status(), 302);
@@ -96,10 +67,13 @@ async fn two_real_providers_keep_equal_subjects_apart(backend: Backend) {
 both_backends!(two_real_providers_keep_equal_subjects_apart);
 
 async fn user_deleted_at_the_provider_loses_access(backend: Backend) {
-    let (app, op) = setup(backend, "offline_access", vec![account("u1", "alice", "alice-pw")], |s| {
-        s.auth.external_validity = Duration::from_secs(6);
-        s.auth.refresh_interval = Duration::from_secs(1);
-        s.auth.cache_ttl = Duration::from_secs(1);
+    // The provider's ID tokens live 10 minutes of its own (real) time, so
+    // doorman's clock moves by less than that between its refreshes.
+    let validity = Duration::from_secs(600);
+    let (app, op) = real_setup(backend, "offline_access", vec![account("u1", "alice", "alice-pw")], move |s| {
+        s.auth.external_validity = validity.into();
+        s.auth.refresh_interval = Duration::from_secs(3600).into();
+        s.auth.cache_ttl = Duration::from_secs(1).into();
     })
     .await;
     assert_eq!(app.real_login("real", "alice", "alice-pw").await.status(), 302);
@@ -108,8 +82,9 @@ async fn user_deleted_at_the_provider_loses_access(backend: Backend) {
     assert_eq!(app.get_bearer("/me", &bearer).await.status(), 200);
     let first = app.identities().await[0].valid_until;
 
-    // The background task refreshes before valid_until, and access goes on.
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // The background refresh, halfway through the validity, moves valid_until.
+    app.advance(validity / 2 + Duration::from_secs(1));
+    app.sweep().await;
     assert!(op.stats().await["refresh_requests"].as_u64().unwrap() >= 1);
     let moved = app.identities().await[0].valid_until;
     assert!(moved > first, "valid_until moved forward");
@@ -117,11 +92,11 @@ async fn user_deleted_at_the_provider_loses_access(backend: Backend) {
     // Removed at the provider: the next refresh is refused, and once
     // valid_until passes, cookie and bearer token are both refused.
     op.delete_account("u1").await;
-    let deadline = moved + chrono::Duration::seconds(2);
-    while doorman::db::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    app.advance(validity / 2 + Duration::from_secs(1));
+    app.sweep().await;
     assert_eq!(app.identities().await[0].refresh_state, "refused");
+    app.advance(validity / 2);
+    assert!(app.clock.now_naive() > moved);
     assert_error(app.get_bearer("/me", &bearer).await, 401, "sign_in_again").await;
     assert_eq!(app.get("/me").await.status(), 401);
     assert_error(app.post_empty("/me/refresh").await, 401, "sign_in_again").await;
@@ -131,9 +106,8 @@ async fn user_deleted_at_the_provider_loses_access(backend: Backend) {
 both_backends!(user_deleted_at_the_provider_loses_access);
 
 async fn without_refresh_token_access_ends_after_external_validity(backend: Backend) {
-    let (app, op) = setup(backend, "never", vec![account("u1", "alice", "alice-pw")], |s| {
-        s.auth.external_validity = Duration::from_secs(3);
-        s.auth.refresh_interval = Duration::from_secs(1);
+    let (app, op) = real_setup(backend, "never", vec![account("u1", "alice", "alice-pw")], |s| {
+        s.auth.external_validity = Duration::from_secs(60).into();
     })
     .await;
     assert_eq!(app.real_login("real", "alice", "alice-pw").await.status(), 302);
@@ -141,7 +115,7 @@ async fn without_refresh_token_access_ends_after_external_validity(backend: Back
     let tap: Value = app.get("/api-token-tap").await.json().await.unwrap();
     let bearer = tap["token"].as_str().unwrap().to_string();
     assert_eq!(app.get("/me").await.status(), 200);
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    app.advance(Duration::from_secs(61));
     assert_eq!(app.get("/me").await.status(), 401);
     assert_error(app.post_empty("/me/refresh").await, 401, "sign_in_again").await;
     assert_error(app.get_bearer("/me", &bearer).await, 401, "sign_in_again").await;
@@ -162,7 +136,7 @@ async fn without_refresh_token_access_ends_after_external_validity(backend: Back
 both_backends!(without_refresh_token_access_ends_after_external_validity);
 
 async fn rp_initiated_logout_ends_both_sessions(backend: Backend) {
-    let (app, op) = setup(backend, "offline_access", vec![account("u1", "alice", "alice-pw")], |_| {}).await;
+    let (app, op) = real_setup(backend, "offline_access", vec![account("u1", "alice", "alice-pw")], |_| {}).await;
     assert_eq!(app.real_login("real", "alice", "alice-pw").await.status(), 302);
     let response = app.post_empty("/me/logout").await;
     assert_eq!(response.status(), 200);
@@ -195,7 +169,7 @@ async fn rp_initiated_logout_ends_both_sessions(backend: Backend) {
 both_backends!(rp_initiated_logout_ends_both_sessions);
 
 async fn backchannel_logout_from_the_real_provider(backend: Backend) {
-    let (app, op) = setup(backend, "offline_access", vec![account("u1", "alice", "alice-pw")], |_| {}).await;
+    let (app, op) = real_setup(backend, "offline_access", vec![account("u1", "alice", "alice-pw")], |_| {}).await;
     assert_eq!(app.real_login("real", "alice", "alice-pw").await.status(), 302);
     assert_eq!(app.get("/me").await.status(), 200);
     let sent = op.backchannel_logout("u1").await;

@@ -10,8 +10,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{json, Value};
 
 use crate::both_backends;
-use crate::helpers::{assert_error, fresh_database, spawn_app, spawn_app_on, spawn_app_with, Backend, TestApp, SECRET_KEY};
-use crate::tokens::{python, tap, tap_with};
+use crate::helpers::python::{python, run_python, tap, tap_with};
+use crate::helpers::{assert_error, fresh_database, spawn, spawn_app, Backend, TestApp, SECRET_KEY};
 
 /// The doorman binary on the app's database and secret key.
 fn doorman(app: &TestApp, args: &[&str]) -> Output {
@@ -123,8 +123,8 @@ async fn jwks_publishes_one_encrypted_ed25519_key(backend: Backend) {
     let rows = app.state.db.run(doorman::db::signing_keys::all).await.unwrap();
     assert_eq!(rows.len(), 1);
     let sealed = &rows[0].private_key_enc;
-    let seed = app.state.keys.vault.open(&format!("signing_key:{}", rows[0].kid), sealed).unwrap();
-    assert!(!sealed.contains(seed.expose()));
+    let seed = app.open_sealed(&format!("signing_key:{}", rows[0].kid), sealed);
+    assert!(!sealed.contains(&seed));
     assert_eq!(rows[0].kid, key["kid"]);
 }
 both_backends!(jwks_publishes_one_encrypted_ed25519_key);
@@ -337,7 +337,7 @@ async fn session_jwt(app: &TestApp) -> String {
 
 async fn rotated_keys_are_published_before_they_sign(backend: Backend) {
     // cache_ttl = 1s: the instance rereads the keys after a second.
-    let app = spawn_app_with(backend, |s| s.auth.cache_ttl = Duration::from_secs(1)).await;
+    let app = spawn(backend).with(|s| s.auth.cache_ttl = Duration::from_secs(1).into()).start().await;
     app.create_user("alice", "correct horse", false);
     app.login("alice", "correct horse").await;
     let first = jwks(&app).await["keys"][0]["kid"].as_str().unwrap().to_string();
@@ -347,7 +347,7 @@ async fn rotated_keys_are_published_before_they_sign(backend: Backend) {
     let out = doorman(&app, &["rotate-keys", "--delay", "4s"]);
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(stdout.contains("published now") && stdout.contains("stay published until"), "{stdout}");
-    let rotated_at = std::time::Instant::now();
+    // Past cache_ttl (real time): the instance has reread the keys.
     tokio::time::sleep(Duration::from_millis(1300)).await;
 
     // Published at once, but the old key still signs.
@@ -359,7 +359,7 @@ async fn rotated_keys_are_published_before_they_sign(backend: Backend) {
     assert_eq!(jsonwebtoken::decode_header(&during).unwrap().kid.unwrap(), first);
 
     // Once active, the new key signs; the old one stays published for the old tokens.
-    tokio::time::sleep(Duration::from_secs(4).saturating_sub(rotated_at.elapsed()) + Duration::from_millis(300)).await;
+    app.advance(Duration::from_secs(4));
     let after = session_jwt(&app).await;
     assert_eq!(jsonwebtoken::decode_header(&after).unwrap().kid.unwrap(), second);
     for token in [&before, &during, &after] {
@@ -375,10 +375,10 @@ async fn rotated_keys_are_published_before_they_sign(backend: Backend) {
 both_backends!(rotated_keys_are_published_before_they_sign);
 
 async fn two_instances_starting_at_once_share_one_key(backend: Backend) {
-    let (url, dir) = fresh_database(backend);
+    let (url, _dir) = fresh_database(backend);
     // Migrate first, as a deployment does; then start both at once on the empty key table.
-    doorman::db::Db::connect(&url, 1).unwrap();
-    let (a, b) = tokio::join!(spawn_app_on(backend, url.clone(), dir, |_| {}), spawn_app_on(backend, url.clone(), None, |_| {}));
+    doorman::db::Db::connect(&doorman::config::DatabaseUrl::parse(&url).unwrap(), 1).unwrap();
+    let (a, b) = tokio::join!(spawn(backend).on_database(&url).start(), spawn(backend).on_database(&url).start());
     let rows = a.state.db.run(doorman::db::signing_keys::all).await.unwrap();
     assert_eq!(rows.len(), 1, "{:?}", rows.iter().map(|r| &r.kid).collect::<Vec<_>>());
     assert_eq!(jwks(&a).await, jwks(&b).await);
@@ -429,7 +429,7 @@ async fn python_verifies_a_jwt_with_the_published_keys(backend: Backend) {
         vec!["examples/python/verify_jwt.py".to_string(), app.address.clone(), parts.join(".")],
         vec!["examples/python/verify_jwt.py".to_string(), app.address.clone(), jwt, "--audience".into(), "other".into()],
     ] {
-        let out = crate::tokens::run_python(args, vec![]).await;
+        let out = run_python(args, vec![]).await;
         assert!(!out.status.success());
         assert!(String::from_utf8_lossy(&out.stderr).contains("invalid token"), "{}", String::from_utf8_lossy(&out.stderr));
     }

@@ -7,19 +7,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use crate::both_backends;
-use crate::helpers::{assert_error, spawn_app, spawn_app_with, Backend, TestApp};
-
-/// A token from `GET /api-token-tap` in the app's browser session.
-pub async fn tap(app: &TestApp) -> Value {
-    let response = app.get("/api-token-tap").await;
-    assert_eq!(response.status(), 200);
-    assert_eq!(response.headers()["cache-control"], "no-store");
-    response.json().await.unwrap()
-}
-
-pub async fn tap_with(app: &TestApp, body: Value) -> reqwest::Response {
-    app.post_json("/api-token-tap", &body).await
-}
+use crate::helpers::python::{python, run_python, tap, tap_with};
+use crate::helpers::{assert_error, spawn, spawn_app, Backend, TestApp};
 
 fn bearer(method: reqwest::Method, app: &TestApp, path: &str, token: &str) -> reqwest::RequestBuilder {
     reqwest::Client::new().request(method, app.url(path)).bearer_auth(token)
@@ -249,13 +238,13 @@ async fn other_peoples_tokens_are_not_found_unless_admin(backend: Backend) {
 both_backends!(other_peoples_tokens_are_not_found_unless_admin);
 
 async fn an_expired_token_is_refused(backend: Backend) {
-    let app = spawn_app_with(backend, |s| s.auth.api_token_ttl = Duration::from_secs(2)).await;
+    let app = spawn(backend).with(|s| s.auth.api_token_ttl = Duration::from_secs(2).into()).start().await;
     app.create_user("alice", "correct horse", false);
     app.login("alice", "correct horse").await;
     let body = tap(&app).await;
     let token = token_of(&body);
     assert_eq!(app.get_bearer("/me", &token).await.status(), 200);
-    tokio::time::sleep(Duration::from_millis(2300)).await;
+    app.advance(Duration::from_millis(2300));
     assert_error(app.get_bearer("/me", &token).await, 401, "invalid_token").await;
     // Gone from the listing too.
     let list: Value = app.get("/api-tokens").await.json().await.unwrap();
@@ -269,14 +258,14 @@ async fn external_user_with_token(app: &TestApp, name: &str, valid_until: chrono
     let token = format!("dmn_{}", doorman::crypto::random_token(32));
     let hash = doorman::crypto::sha256_hex(&token);
     let name = name.to_string();
+    let now = app.clock.now_naive();
     app.state
         .db
         .run(move |conn| {
             use doorman::db;
-            let username = doorman::accounts::Username::parse(&name).unwrap();
-            let user = doorman::accounts::new_user_row(&username, None, false, true, "default");
+            let username = doorman::identity::users::Username::parse(&name).unwrap();
+            let user = doorman::identity::users::new_user_row(&username, None, false, true, "default", now);
             db::users::insert(conn, &user)?;
-            let now = db::now();
             db::identities::insert(
                 conn,
                 &db::identities::IdentityRow {
@@ -317,7 +306,7 @@ async fn external_user_with_token(app: &TestApp, name: &str, valid_until: chrono
 
 async fn external_users_tokens_end_at_valid_until(backend: Backend) {
     let app = spawn_app(backend).await;
-    let now = doorman::db::now();
+    let now = app.clock.now_naive();
     let vouched = external_user_with_token(&app, "erin", now + chrono::Duration::hours(1)).await;
     let lapsed = external_user_with_token(&app, "frank", now - chrono::Duration::seconds(1)).await;
     let me: Value = app.get_bearer("/me", &vouched).await.json().await.unwrap();
@@ -329,34 +318,6 @@ async fn external_users_tokens_end_at_valid_until(backend: Backend) {
     assert_error(response, 401, "sign_in_again").await;
 }
 both_backends!(external_users_tokens_end_at_valid_until);
-
-/// Runs `python3 ARGS...` from the repository root, off the async workers.
-/// A missing interpreter fails the test, loudly.
-pub async fn run_python(args: Vec<String>, env: Vec<(String, String)>) -> std::process::Output {
-    tokio::task::spawn_blocking(move || {
-        std::process::Command::new("python3")
-            .args(&args)
-            .envs(env)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run python3 (install Python 3 and examples/python/requirements.txt): {e}"))
-    })
-    .await
-    .unwrap()
-}
-
-/// [`run_python`] that must succeed (a missing package fails here); its stdout.
-pub async fn python(args: Vec<String>, env: Vec<(String, String)>) -> String {
-    let out = run_python(args, env).await;
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "python3 failed ({}); did `pip install -r examples/python/requirements.txt` run?\nstdout: {stdout}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
 
 async fn python_client_prints_the_username(backend: Backend) {
     let app = spawn_app(backend).await;

@@ -1,0 +1,64 @@
+//! `/me`: the caller's account, password sign-in, session refresh and logout.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+
+use super::NO_STORE;
+use crate::http::cookies::{self, SESSION};
+use crate::http::error::ApiError;
+use crate::http::extract::check_csrf;
+use crate::http::state::AppState;
+use crate::identity::principal::UserJson;
+use crate::identity::{users, IdentityError, Principal};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    username: String,
+    password: String,
+}
+
+pub async fn show(principal: Principal) -> HttpResponse {
+    HttpResponse::Ok().json(UserJson::from(&principal))
+}
+
+pub async fn login(state: web::Data<AppState>, body: web::Json<Credentials>) -> Result<HttpResponse, ApiError> {
+    let user = users::password_login(&state.identity, &body.username, &body.password).await?;
+    let issued = state.identity.sessions.open(&user).await?;
+    let mut response = HttpResponse::Ok();
+    response.insert_header(NO_STORE);
+    for cookie in cookies::login(&state.settings, &issued) {
+        response.cookie(cookie);
+    }
+    Ok(response.json(UserJson::from(&user)))
+}
+
+fn session_cookie(req: &HttpRequest) -> Result<String, IdentityError> {
+    req.cookie(SESSION).map(|c| c.value().to_string()).ok_or(IdentityError::NotAuthenticated)
+}
+
+pub async fn refresh(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let token = session_cookie(&req)?;
+    check_csrf(&req)?;
+    let access = state.identity.sessions.refresh(&token, state.sso.as_ref()).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(NO_STORE)
+        .cookie(cookies::access(&state.settings, access))
+        .json(serde_json::json!({"refreshed": true})))
+}
+
+pub async fn logout(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let token = session_cookie(&req)?;
+    check_csrf(&req)?;
+    let ended = state.identity.sessions.logout(&token).await?;
+    let logout_url = match ended {
+        Some((session, user)) => crate::sso::logout::after_session_end(&state.sso, &session, &user).await,
+        None => None,
+    };
+    let mut response = HttpResponse::Ok();
+    response.insert_header(NO_STORE);
+    for cookie in cookies::cleared(&state.settings) {
+        response.cookie(cookie);
+    }
+    Ok(response.json(serde_json::json!({"logged_out": true, "logout_url": logout_url})))
+}

@@ -1,0 +1,81 @@
+//! `Application::build(settings)`: open the database, bind the listener and
+//! assemble the HTTP server; the binary and the tests both start it here.
+
+use std::net::TcpListener;
+
+use actix_web::dev::Server;
+use actix_web::middleware::{Compress, Logger};
+use actix_web::{web, App, HttpServer};
+use anyhow::Context;
+
+use super::state::AppState;
+use super::{error, routes};
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::db::Db;
+
+/// A built, bound, not yet running doorman.
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let listener =
+            TcpListener::bind(settings.server.bind).with_context(|| format!("cannot listen on {}", settings.server.bind))?;
+        Self::build_on(settings, listener, Clock::system()).await
+    }
+
+    /// Like [`Application::build`] on a listener the caller bound (tests bind
+    /// port 0 first, to know `public_url` before the app starts), running on
+    /// `clock` (tests move it to drive expiry and refresh).
+    pub async fn build_on(settings: Settings, listener: TcpListener, clock: Clock) -> anyhow::Result<Application> {
+        let db_url = settings.database.url.clone();
+        let pool_size = settings.database.pool_size;
+        let db = tokio::task::spawn_blocking(move || Db::connect(&db_url, pool_size)).await.context("database setup")??;
+        let port = listener.local_addr()?.port();
+        let workers = settings.server.workers;
+        let state = web::Data::new(AppState::new(settings, db, clock)?);
+        state.service_tokens.start().await?;
+        state.sso.start().await;
+
+        let app_state = state.clone();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(app_state.clone())
+                .app_data(web::JsonConfig::default().limit(64 * 1024).error_handler(error::json_error))
+                .app_data(web::QueryConfig::default().error_handler(error::query_error))
+                .app_data(web::PathConfig::default().error_handler(error::path_error))
+                .app_data(web::FormConfig::default().limit(64 * 1024).error_handler(error::form_error))
+                .wrap(routes::cors(&app_state.settings))
+                .wrap(Compress::default())
+                // %U: the path only; the OIDC callback's query carries the code.
+                .wrap(
+                    Logger::new("%a %{method}xi %U %s %b %Dms").custom_request_replace("method", |req| req.method().to_string()),
+                )
+                .configure(|cfg| routes::configure(cfg, &app_state))
+        })
+        .listen(listener)?;
+        if workers > 0 {
+            server = server.workers(workers);
+        }
+        let server = server.run();
+        Ok(Application { port, server, state })
+    }
+
+    /// The port the server listens on (useful with `bind = "127.0.0.1:0"`).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The shared state, for tests that look inside.
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    pub async fn run(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

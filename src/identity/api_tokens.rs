@@ -1,0 +1,287 @@
+//! API tokens for SDKs and scripts: `dmn_` + 256 random bits, shown once,
+//! stored as SHA-256, checked through a short per-instance cache; listed
+//! (never their secret) and revoked by their owner or an admin.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use moka::sync::Cache;
+use serde::{Deserialize, Serialize};
+
+use super::{ExternalValidity, IdentityError, Principal, Scope, ScopeSet, Via};
+use crate::clock::Clock;
+use crate::config::{AuthSettings, Ttl};
+use crate::crypto::{OpaqueToken, SecretString};
+use crate::db::{self, api_tokens::ApiTokenRow, users::UserView, Db};
+
+/// API tokens: `dmn_` makes them recognisable (secret scanners, logs).
+pub const API_TOKEN: OpaqueToken = OpaqueToken::new("dmn_");
+/// Longest name a token may have.
+pub const MAX_NAME: usize = 100;
+
+/// What an instance remembers of a valid token for `auth.cache_ttl`.
+#[derive(Debug)]
+pub struct CachedToken {
+    pub token_id: String,
+    pub scopes: ScopeSet,
+    pub expires_at: DateTime<Utc>,
+    pub user: UserView,
+}
+
+/// A freshly minted token; the only time its secret exists in clear.
+#[derive(Debug, Serialize)]
+pub struct NewToken {
+    pub id: String,
+    pub name: String,
+    #[serde(serialize_with = "expose")]
+    pub token: SecretString,
+    pub expires_at: DateTime<Utc>,
+    pub scopes: ScopeSet,
+}
+
+/// What a caller may ask of a new token.
+#[derive(Debug, Default)]
+pub struct TokenRequest {
+    pub name: Option<String>,
+    pub scopes: Option<ScopeSet>,
+    pub ttl: Option<Ttl>,
+}
+
+fn expose<S: serde::Serializer>(secret: &SecretString, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(secret.expose())
+}
+
+/// The JSON body of `POST /api-token-tap`; every field may be left out.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequestBody {
+    pub name: Option<String>,
+    /// `["account", "tokens"]` or `"account tokens"`.
+    pub scopes: Option<ScopesField>,
+    /// `"1h"`, `"90m"`, `"7d"`, or a number of seconds.
+    pub ttl: Option<TtlField>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum ScopesField {
+    List(Vec<String>),
+    Text(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum TtlField {
+    Seconds(u64),
+    Text(String),
+}
+
+impl TryFrom<TokenRequestBody> for TokenRequest {
+    type Error = IdentityError;
+
+    fn try_from(body: TokenRequestBody) -> Result<Self, IdentityError> {
+        let scopes = match body.scopes {
+            None => None,
+            Some(ScopesField::Text(text)) => Some(ScopeSet::parse(&text).map_err(IdentityError::InvalidInput)?),
+            Some(ScopesField::List(list)) => Some(ScopeSet::parse(&list.join(" ")).map_err(IdentityError::InvalidInput)?),
+        };
+        let ttl = match body.ttl {
+            None => None,
+            Some(TtlField::Seconds(0)) => return Err(IdentityError::InvalidInput("ttl must be more than zero".into())),
+            Some(TtlField::Seconds(s)) => Some(Ttl::from_secs(s)),
+            Some(TtlField::Text(text)) => {
+                Some(crate::config::parse_duration(&text).map_err(|e| IdentityError::InvalidInput(format!("ttl: {e}")))?)
+            }
+        };
+        Ok(TokenRequest { name: body.name, scopes, ttl })
+    }
+}
+
+/// The API tokens of one instance: minting, checking through a short
+/// cache, listing and revoking.
+pub struct ApiTokens {
+    db: Db,
+    clock: Clock,
+    max_ttl: Ttl,
+    /// Token hash -> the token and its user, for `auth.cache_ttl`.
+    cache: Cache<String, Arc<CachedToken>>,
+}
+
+impl ApiTokens {
+    pub fn new(settings: &AuthSettings, db: Db, clock: Clock) -> Self {
+        Self {
+            db,
+            clock,
+            max_ttl: settings.api_token_ttl,
+            cache: Cache::builder().max_capacity(1_000_000).time_to_live(settings.cache_ttl.std()).build(),
+        }
+    }
+
+    /// Mints a token for `principal`, within what they hold and `api_token_ttl`.
+    pub async fn create(&self, principal: &Principal, request: TokenRequest) -> Result<NewToken, IdentityError> {
+        if !matches!(principal.via, Via::Cookie { .. }) {
+            return Err(IdentityError::BrowserSessionRequired);
+        }
+        let held = principal.scopes;
+        let scopes = request.scopes.unwrap_or(held);
+        if scopes.is_empty() {
+            return Err(IdentityError::InvalidInput("scopes must not be empty".into()));
+        }
+        if !scopes.is_subset_of(held) {
+            let missing: Vec<&str> = scopes.iter().filter(|s| !held.contains(*s)).map(Scope::as_str).collect();
+            return Err(IdentityError::Forbidden(format!(
+                "a token cannot hold scopes its user does not hold: {}",
+                missing.join(" ")
+            )));
+        }
+        let ttl = request.ttl.unwrap_or(self.max_ttl);
+        if ttl > self.max_ttl {
+            return Err(IdentityError::InvalidInput(format!("ttl must not exceed {}s", self.max_ttl.as_secs())));
+        }
+        let name = request.name.map(|n| n.trim().to_string()).unwrap_or_default();
+        if name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
+            return Err(IdentityError::InvalidInput(format!("name must be at most {MAX_NAME} printable characters")));
+        }
+        let name = if name.is_empty() { "api-token-tap".to_string() } else { name };
+
+        let minted = API_TOKEN.mint();
+        let now = self.clock.now_naive();
+        let expires_at = now + ttl.delta();
+        let row = ApiTokenRow {
+            id: db::new_id(),
+            user_id: principal.user_id.clone(),
+            name: name.clone(),
+            token_hash: minted.hash,
+            scopes: scopes.to_string_list(),
+            created_at: now,
+            expires_at,
+            last_used_at: None,
+            revoked_at: None,
+        };
+        let id = row.id.clone();
+        self.db.run(move |conn| db::api_tokens::insert(conn, &row)).await?;
+        Ok(NewToken { id, name, token: minted.secret, expires_at: expires_at.and_utc(), scopes })
+    }
+
+    /// The caller presenting bearer `token`. An external user past
+    /// `valid_until` is vouched for again by `provider`, or refused.
+    pub async fn authenticate(&self, token: &str, provider: &impl ExternalValidity) -> Result<Principal, IdentityError> {
+        let hash = API_TOKEN.hash(token).ok_or(IdentityError::InvalidToken)?;
+        let mut entry = match self.cache.get(&hash) {
+            Some(entry) => entry,
+            None => {
+                let entry = Arc::new(self.load(hash.clone()).await?.ok_or(IdentityError::InvalidToken)?);
+                self.cache.insert(hash.clone(), entry.clone());
+                entry
+            }
+        };
+        let now = self.clock.now();
+        if entry.expires_at <= now {
+            return Err(IdentityError::InvalidToken);
+        }
+        let expired = |e: &CachedToken| e.user.user.is_external && e.user.valid_until.is_none_or(|vu| vu.and_utc() <= now);
+        if expired(&entry) {
+            entry = self.revalidate(hash, provider).await?;
+        }
+        Ok(Principal::bearer(&entry.user, &entry.token_id, entry.scopes))
+    }
+
+    /// An external user's token whose cached `valid_until` has passed: read
+    /// again (another instance or a new sign-in may have moved it), else the
+    /// provider is asked at once; else the user must sign in again.
+    async fn revalidate(&self, hash: String, provider: &impl ExternalValidity) -> Result<Arc<CachedToken>, IdentityError> {
+        self.cache.invalidate(&hash);
+        let mut fresh = self.load(hash.clone()).await?.ok_or(IdentityError::InvalidToken)?;
+        fresh.user = super::ensure_valid(fresh.user, self.clock.now_naive(), provider).await?;
+        let fresh = Arc::new(fresh);
+        self.cache.insert(hash, fresh.clone());
+        Ok(fresh)
+    }
+
+    /// Reads a live token and its user, and records the use.
+    async fn load(&self, hash: String) -> Result<Option<CachedToken>, IdentityError> {
+        let now = self.clock.now_naive();
+        let found = self
+            .db
+            .run(move |conn| {
+                let Some(row) = db::api_tokens::find_by_hash(conn, &hash)? else { return Ok(None) };
+                if row.revoked_at.is_some() || row.expires_at <= now {
+                    return Ok(None);
+                }
+                let Some(user) = db::users::view_by_id(conn, &row.user_id)? else { return Ok(None) };
+                db::api_tokens::touch(conn, &row.id, now)?;
+                Ok(Some((row, user)))
+            })
+            .await?;
+        Ok(found.map(|(row, user)| CachedToken {
+            token_id: row.id,
+            scopes: ScopeSet::parse(&row.scopes).unwrap_or_default(),
+            expires_at: row.expires_at.and_utc(),
+            user,
+        }))
+    }
+
+    /// The caller's live tokens; with `all`, everyone's (needs `users:admin`).
+    pub async fn list(&self, principal: &Principal, all: bool) -> Result<Vec<TokenInfo>, IdentityError> {
+        if all && !principal.scopes.contains(Scope::UsersAdmin) {
+            return Err(IdentityError::InsufficientScope(Scope::UsersAdmin));
+        }
+        let owner = (!all).then(|| principal.user_id.clone());
+        let now = self.clock.now_naive();
+        let rows = self.db.run(move |conn| db::api_tokens::list(conn, owner.as_deref(), now)).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(row, username)| TokenInfo {
+                id: row.id,
+                name: row.name,
+                username,
+                scopes: ScopeSet::parse(&row.scopes).unwrap_or_default(),
+                created_at: row.created_at.and_utc(),
+                expires_at: row.expires_at.and_utc(),
+                last_used_at: row.last_used_at.map(|t| t.and_utc()),
+            })
+            .collect())
+    }
+
+    /// Revokes token `id` of the caller, or anyone's for an admin (`users:admin`).
+    /// Unknown, already revoked and other people's tokens are all "not found".
+    /// This instance forgets the token at once; others within `auth.cache_ttl`.
+    pub async fn revoke(&self, principal: &Principal, id: &str) -> Result<(), IdentityError> {
+        let not_found = || IdentityError::NotFound("no such token".into());
+        if uuid::Uuid::parse_str(id).is_err() {
+            return Err(not_found());
+        }
+        let key = id.to_string();
+        let owner = principal.user_id.clone();
+        let as_admin = principal.scopes.contains(Scope::UsersAdmin);
+        let now = self.clock.now_naive();
+        let revoked = self
+            .db
+            .run(move |conn| {
+                let Some(row) = db::api_tokens::find(conn, &key)? else { return Ok(None) };
+                if row.revoked_at.is_some() || (row.user_id != owner && !as_admin) {
+                    return Ok(None);
+                }
+                db::api_tokens::revoke(conn, &row.id, now)?;
+                Ok(Some(row.token_hash))
+            })
+            .await?;
+        let hash = revoked.ok_or_else(not_found)?;
+        self.cache.invalidate(&hash);
+        Ok(())
+    }
+}
+
+/// A token as `GET /api-tokens` shows it: never its secret nor its hash.
+#[derive(Debug, Serialize)]
+pub struct TokenInfo {
+    pub id: String,
+    pub name: String,
+    pub username: String,
+    pub scopes: ScopeSet,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    /// When an instance last read the token from the database: the use that
+    /// filled its cache, so exact to about `auth.cache_ttl`.
+    pub last_used_at: Option<DateTime<Utc>>,
+}

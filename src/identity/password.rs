@@ -1,0 +1,96 @@
+//! Password hashing with argon2id, always on the blocking pool.
+
+use std::sync::LazyLock;
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+
+use super::IdentityError;
+
+/// Passwords shorter than this are refused.
+pub const MIN_LENGTH: usize = 8;
+/// Longer inputs are refused before hashing, so they cannot cost much.
+pub const MAX_LENGTH: usize = 1024;
+
+/// Hashed when a user is unknown or has no password, so the answer takes as
+/// long as for a real user.
+static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| hash("dummy password for timing").unwrap_or_default());
+
+/// Checks the password policy.
+pub fn check_policy(password: &str) -> Result<(), IdentityError> {
+    let length = password.chars().count();
+    if length < MIN_LENGTH {
+        return Err(IdentityError::InvalidInput(format!("the password must have at least {MIN_LENGTH} characters")));
+    }
+    if password.len() > MAX_LENGTH {
+        return Err(IdentityError::InvalidInput(format!("the password must have at most {MAX_LENGTH} bytes")));
+    }
+    Ok(())
+}
+
+/// An argon2id PHC string of `password` with a fresh salt.
+pub fn hash(password: &str) -> Result<String, IdentityError> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| IdentityError::Internal(e.to_string().into()))
+}
+
+/// Whether `password` matches `stored`; with no stored hash, spends the same
+/// time and answers no.
+pub fn verify(stored: Option<&str>, password: &str) -> bool {
+    if password.len() > MAX_LENGTH {
+        return false;
+    }
+    let (hash_text, real) = match stored {
+        Some(h) => (h, true),
+        None => (DUMMY_HASH.as_str(), false),
+    };
+    let Ok(parsed) = PasswordHash::new(hash_text) else {
+        return false;
+    };
+    let matches = Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok();
+    real && matches
+}
+
+/// [`hash`] on the blocking pool.
+pub async fn hash_blocking(password: String) -> Result<String, IdentityError> {
+    blocking(move || hash(&password)).await?
+}
+
+/// [`verify`] on the blocking pool.
+pub async fn verify_blocking(stored: Option<String>, password: String) -> Result<bool, IdentityError> {
+    blocking(move || verify(stored.as_deref(), &password)).await
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, IdentityError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(value) => Ok(value),
+        Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+        Err(err) => Err(IdentityError::Internal(err.into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_and_verify() {
+        let h = hash("correct horse").unwrap();
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify(Some(&h), "correct horse"));
+        assert!(!verify(Some(&h), "wrong horse"));
+        assert!(!verify(None, "dummy password for timing"));
+        assert!(!verify(Some("not a hash"), "x"));
+    }
+
+    #[test]
+    fn policy() {
+        assert!(check_policy("short").is_err());
+        assert!(check_policy("long enough").is_ok());
+        assert!(check_policy(&"x".repeat(2000)).is_err());
+    }
+}

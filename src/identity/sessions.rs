@@ -1,0 +1,185 @@
+//! Browser sessions: opened at sign-in (password or single sign-on), held by
+//! an opaque `dms_` cookie stored only as its SHA-256, renewed into short
+//! access JWTs, and ended by logout or revocation. The service keeps a
+//! per-instance cache of which sessions are live, so an authenticated
+//! request reads no database on its hot path.
+
+use chrono::DateTime;
+use moka::sync::Cache;
+
+use super::access::AccessKeys;
+use super::{ExternalValidity, IdentityError, Principal, ScopeSet, Via};
+use crate::clock::Clock;
+use crate::config::{AuthSettings, Ttl};
+use crate::crypto::{random_token, OpaqueToken, SecretString};
+use crate::db::{self, sessions::SessionRow, users::UserView, Db};
+
+/// Browser-session tokens.
+pub const SESSION_TOKEN: OpaqueToken = OpaqueToken::new("dms_");
+
+/// What a sign-in hands the browser: the access JWT, the session token and
+/// the CSRF token (the HTTP layer turns them into cookies).
+#[derive(Debug, Clone)]
+pub struct SessionCredentials {
+    pub access_token: String,
+    pub session_token: SecretString,
+    pub csrf_token: String,
+}
+
+/// Where a session came from, when it came from a provider.
+#[derive(Debug, Clone, Default)]
+pub struct ProviderLogin {
+    pub provider_id: String,
+    /// The provider's session id (`sid`), for back-channel logout.
+    pub sid: Option<String>,
+    /// The ID token, encrypted, for `id_token_hint` at logout.
+    pub id_token_enc: Option<String>,
+}
+
+/// A browser session about to be stored: its row and its token.
+pub struct NewSession {
+    pub row: SessionRow,
+    token: SecretString,
+}
+
+/// The sessions of one instance: the access-JWT keys and the cache of live sessions.
+pub struct Sessions {
+    db: Db,
+    clock: Clock,
+    access: AccessKeys,
+    access_ttl: Ttl,
+    session_ttl: Ttl,
+    /// Session id -> still live, for `auth.cache_ttl`.
+    live: Cache<String, bool>,
+}
+
+impl Sessions {
+    pub fn new(settings: &AuthSettings, access_key: &[u8; 32], db: Db, clock: Clock) -> Self {
+        Self {
+            db,
+            clock,
+            access: AccessKeys::new(access_key),
+            access_ttl: settings.access_ttl,
+            session_ttl: settings.session_ttl,
+            live: Cache::builder().max_capacity(1_000_000).time_to_live(settings.cache_ttl.std()).build(),
+        }
+    }
+
+    /// A new session for `user_id` (from a provider, when `provider` is
+    /// given), to be stored by the caller, possibly inside a larger transaction.
+    pub fn new_session(&self, user_id: &str, provider: Option<ProviderLogin>) -> NewSession {
+        let minted = SESSION_TOKEN.mint();
+        let now = self.clock.now_naive();
+        let provider = provider.unwrap_or_default();
+        let row = SessionRow {
+            id: db::new_id(),
+            user_id: user_id.to_string(),
+            token_hash: minted.hash,
+            provider_id: Some(provider.provider_id).filter(|p| !p.is_empty()),
+            provider_sid: provider.sid,
+            id_token_enc: provider.id_token_enc,
+            created_at: now,
+            expires_at: now + self.session_ttl.delta(),
+            revoked_at: None,
+        };
+        NewSession { row, token: minted.secret }
+    }
+
+    /// The credentials of a stored session, with its first access JWT.
+    pub fn credentials(&self, session: NewSession, user: &UserView) -> SessionCredentials {
+        let (access_token, _) = self.access.issue(user, &session.row.id, self.access_ttl, self.clock.now());
+        SessionCredentials { access_token, session_token: session.token, csrf_token: random_token(24) }
+    }
+
+    /// Opens a browser session for `user` and signs its first access JWT.
+    pub async fn open(&self, user: &UserView) -> Result<SessionCredentials, IdentityError> {
+        let session = self.new_session(&user.user.id, None);
+        let row = session.row.clone();
+        self.db.run(move |conn| db::sessions::insert(conn, &row)).await?;
+        Ok(self.credentials(session, user))
+    }
+
+    /// The live session of a session token, with its user.
+    pub async fn live(&self, session_token: &str) -> Result<(SessionRow, UserView), IdentityError> {
+        let hash = SESSION_TOKEN.hash(session_token).ok_or(IdentityError::InvalidSession)?;
+        let found = self
+            .db
+            .run(move |conn| {
+                let Some(session) = db::sessions::find_by_hash(conn, &hash)? else { return Ok(None) };
+                let Some(user) = db::users::view_by_id(conn, &session.user_id)? else { return Ok(None) };
+                Ok(Some((session, user)))
+            })
+            .await?;
+        match found {
+            Some((session, user)) if session.is_live(self.clock.now_naive()) => Ok((session, user)),
+            _ => Err(IdentityError::InvalidSession),
+        }
+    }
+
+    /// A new access JWT for a live session. External users past
+    /// `valid_until` are vouched for again by `provider`, or must sign in again.
+    pub async fn refresh(&self, session_token: &str, provider: &impl ExternalValidity) -> Result<String, IdentityError> {
+        let (session, user) = self.live(session_token).await?;
+        let user = super::ensure_valid(user, self.clock.now_naive(), provider).await?;
+        let (access_token, _) = self.access.issue(&user, &session.id, self.access_ttl, self.clock.now());
+        Ok(access_token)
+    }
+
+    /// Ends the session of a session token; the ended session, if it was live.
+    pub async fn logout(&self, session_token: &str) -> Result<Option<(SessionRow, UserView)>, IdentityError> {
+        let Ok((session, user)) = self.live(session_token).await else { return Ok(None) };
+        let id = session.id.clone();
+        let now = self.clock.now_naive();
+        self.db.run(move |conn| db::sessions::revoke(conn, &id, now)).await?;
+        self.forget(std::slice::from_ref(&session.id));
+        Ok(Some((session, user)))
+    }
+
+    /// Whether browser session `id` is live, from the cache or the database.
+    pub async fn is_live(&self, id: &str) -> Result<bool, IdentityError> {
+        if let Some(live) = self.live.get(id) {
+            return Ok(live);
+        }
+        let key = id.to_string();
+        let now = self.clock.now_naive();
+        let live = self.db.run(move |conn| Ok(db::sessions::find(conn, &key)?.is_some_and(|s| s.is_live(now)))).await?;
+        self.live.insert(id.to_string(), live);
+        Ok(live)
+    }
+
+    /// Drops ended sessions from this instance's cache, so they are refused at once here.
+    pub fn forget(&self, ids: &[String]) {
+        for id in ids {
+            self.live.invalidate(id);
+        }
+    }
+
+    /// The caller presenting access JWT `token`, if it is authentic,
+    /// unexpired, its session live and (for an external user) before
+    /// `valid_until`. No database read while the session is cached.
+    pub async fn authenticate(&self, token: &str) -> Result<Principal, IdentityError> {
+        let now = self.clock.now();
+        let (claims, unexpired) = self.access.verify(token, now.timestamp()).ok_or(IdentityError::InvalidSession)?;
+        if !unexpired {
+            return Err(IdentityError::InvalidSession);
+        }
+        let valid_until = claims.vu.and_then(|s| DateTime::from_timestamp(s, 0));
+        if claims.ext && valid_until.is_none_or(|vu| vu <= now) {
+            return Err(IdentityError::SignInAgain);
+        }
+        if !self.is_live(&claims.sid).await? {
+            return Err(IdentityError::InvalidSession);
+        }
+        Ok(Principal {
+            user_id: claims.sub,
+            username: claims.usr,
+            email: claims.email,
+            channel: claims.ch,
+            is_admin: claims.adm,
+            is_external: claims.ext,
+            valid_until,
+            scopes: ScopeSet::for_user(claims.adm),
+            via: Via::Cookie { session_id: claims.sid },
+        })
+    }
+}

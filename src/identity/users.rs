@@ -1,0 +1,221 @@
+//! Users: usernames, local users with passwords (created, signing in,
+//! changing their password), and the rows every new user starts from.
+
+use chrono::NaiveDateTime;
+
+use super::{password, Identity, IdentityError, Principal, Scope};
+use crate::db::{self, users::UserRow, users::UserView, DbConnection};
+
+/// Longest username.
+pub const MAX_USERNAME: usize = 150;
+
+/// A valid username: 1 to 150 of ASCII letters, digits and `. @ + - _`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Username(String);
+
+impl Username {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text.is_empty() || text.len() > MAX_USERNAME {
+            return Err(format!("a username has 1 to {MAX_USERNAME} characters"));
+        }
+        if !text.chars().all(Self::allowed) {
+            return Err("a username may hold only ASCII letters, digits and . @ + - _".into());
+        }
+        Ok(Self(text.to_string()))
+    }
+
+    fn allowed(c: char) -> bool {
+        c.is_ascii_alphanumeric() || matches!(c, '.' | '@' | '+' | '-' | '_')
+    }
+
+    /// The closest valid username to `text` (for names from a provider),
+    /// or `None` when nothing usable is left.
+    /// At least one letter or digit must be left; room is kept for a
+    /// `-` and 8 more characters that make a taken name unique.
+    pub fn sanitize(text: &str) -> Option<Self> {
+        let cleaned: String = text.chars().filter(|c| Self::allowed(*c)).take(MAX_USERNAME - 9).collect();
+        if !cleaned.chars().any(|c| c.is_ascii_alphanumeric()) {
+            return None;
+        }
+        Self::parse(&cleaned).ok()
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A new user row, made at `now`, with no password and no identity.
+pub fn new_user_row(
+    username: &Username,
+    email: Option<String>,
+    is_admin: bool,
+    is_external: bool,
+    channel: &str,
+    now: NaiveDateTime,
+) -> UserRow {
+    UserRow {
+        id: db::new_id(),
+        username: username.as_str().to_string(),
+        email,
+        display_name: None,
+        password_hash: None,
+        is_admin,
+        is_external,
+        channel: channel.to_string(),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// Why a local user could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateUserError {
+    #[error("invalid username: {0}")]
+    InvalidUsername(String),
+    #[error("invalid e-mail address")]
+    InvalidEmail,
+    #[error("{0}")]
+    InvalidPassword(String),
+    #[error("user {0:?} already exists")]
+    Exists(String),
+    #[error(transparent)]
+    Db(#[from] diesel::result::Error),
+}
+
+/// Creates a local user with a password (synchronous: the command line).
+pub fn create_local_user(
+    conn: &mut DbConnection,
+    name: &str,
+    password_text: &str,
+    email: Option<&str>,
+    is_admin: bool,
+    channel: &str,
+    now: NaiveDateTime,
+) -> Result<UserRow, CreateUserError> {
+    let username = Username::parse(name).map_err(CreateUserError::InvalidUsername)?;
+    if let Some(e) = email {
+        if !valid_email(e) {
+            return Err(CreateUserError::InvalidEmail);
+        }
+    }
+    password::check_policy(password_text).map_err(|e| CreateUserError::InvalidPassword(e.to_string()))?;
+    if db::users::username_taken(conn, username.as_str())? {
+        return Err(CreateUserError::Exists(username.as_str().to_string()));
+    }
+    let mut row = new_user_row(&username, email.map(str::to_string), is_admin, false, channel, now);
+    row.password_hash = Some(password::hash(password_text).map_err(|e| CreateUserError::InvalidPassword(e.to_string()))?);
+    db::users::insert(conn, &row)?;
+    Ok(row)
+}
+
+/// A plausible e-mail address: something@domain, no spaces, at most 254 bytes.
+pub fn valid_email(text: &str) -> bool {
+    text.len() <= 254
+        && !text.chars().any(|c| c.is_whitespace() || c.is_control())
+        && text.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.contains('@'))
+}
+
+/// Checks a username and password; the user on success. Failures are
+/// counted per name and, past the limit, refused before any check (429).
+pub async fn password_login(identity: &Identity, username: &str, password: &str) -> Result<UserView, IdentityError> {
+    if !identity.settings.password_login {
+        return Err(IdentityError::PasswordLoginDisabled);
+    }
+    // A name no account can have is refused before any lookup.
+    if Username::parse(username).is_err() || password.is_empty() {
+        return Err(IdentityError::BadCredentials);
+    }
+    identity.throttle.check(username).map_err(IdentityError::TooManyAttempts)?;
+    let name = username.to_string();
+    let view = identity
+        .db
+        .run(move |conn| match db::users::find_by_username(conn, &name)? {
+            Some(user) => db::users::view_by_id(conn, &user.id),
+            None => Ok(None),
+        })
+        .await?;
+    let stored = view.as_ref().and_then(|v| v.user.password_hash.clone());
+    let matches = password::verify_blocking(stored, password.to_string()).await?;
+    match view {
+        Some(view) if matches => {
+            identity.throttle.succeed(username);
+            Ok(view)
+        }
+        _ => {
+            identity.throttle.fail(username);
+            Err(IdentityError::BadCredentials)
+        }
+    }
+}
+
+/// `PUT /users/{username}/password`: the user with their old password, or
+/// an admin without. Ends the user's other browser sessions.
+pub async fn change_password(
+    identity: &Identity,
+    caller: &Principal,
+    target: &str,
+    new_password: String,
+    old_password: Option<String>,
+) -> Result<(), IdentityError> {
+    let is_self = caller.username == target;
+    let as_admin = caller.scopes.contains(Scope::UsersAdmin);
+    if !is_self && !as_admin {
+        return Err(IdentityError::InsufficientScope(Scope::UsersAdmin));
+    }
+    let not_found = || IdentityError::NotFound(format!("no user {target:?}"));
+    Username::parse(target).map_err(|_| not_found())?;
+    let name = target.to_string();
+    let user = identity.db.run(move |conn| db::users::find_by_username(conn, &name)).await?.ok_or_else(not_found)?;
+    if user.is_external {
+        return Err(IdentityError::ExternalUser);
+    }
+    password::check_policy(&new_password)?;
+    if is_self && !(as_admin && old_password.is_none()) {
+        let old = old_password
+            .ok_or_else(|| IdentityError::InvalidInput("old_password is required to change your own password".into()))?;
+        if !password::verify_blocking(user.password_hash.clone(), old).await? {
+            return Err(IdentityError::Forbidden("old_password is wrong".into()));
+        }
+    }
+    let hash = password::hash_blocking(new_password).await?;
+    let keep = if is_self { caller.session_id().map(str::to_string) } else { None };
+    let now = identity.clock.now_naive();
+    let ended = identity
+        .db
+        .run(move |conn| {
+            db::write_transaction(conn, |conn| {
+                db::users::set_password_hash(conn, &user.id, &hash, now)?;
+                db::sessions::revoke_all_for_user(conn, &user.id, keep.as_deref(), now)
+            })
+        })
+        .await?;
+    identity.sessions.forget(&ended);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames() {
+        assert!(Username::parse("alice").is_ok());
+        assert!(Username::parse("a.b+c@d-e_f").is_ok());
+        assert!(Username::parse("").is_err());
+        assert!(Username::parse("robert'); DROP TABLE users;--").is_err());
+        assert!(Username::parse("zoë").is_err());
+        assert!(Username::parse(&"a".repeat(151)).is_err());
+        assert_eq!(Username::sanitize("Zoë Smith").unwrap().as_str(), "ZoSmith");
+        assert!(Username::sanitize("漢字").is_none());
+        assert!(Username::sanitize("山田@例え.日本").is_none(), "punctuation alone is no name");
+    }
+
+    #[test]
+    fn emails() {
+        assert!(valid_email("a@b.c"));
+        assert!(!valid_email("a@b"));
+        assert!(!valid_email("@b.c"));
+        assert!(!valid_email("a b@c.d"));
+    }
+}

@@ -1,0 +1,239 @@
+//! The authorization-code flow, top to bottom: [`begin`] sends the browser
+//! to the provider; [`finish`] checks everything that comes back and signs
+//! the user in. Each step is a named function returning `OidcError`.
+
+use chrono::TimeDelta;
+use openidconnect::core::{CoreAuthPrompt, CoreAuthenticationFlow, CoreUserInfoClaims};
+use openidconnect::{
+    AccessToken, AuthorizationCode, CsrfToken, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
+    RequestTokenError, Scope, SubjectIdentifier, TokenResponse as _,
+};
+use serde::{Deserialize, Serialize};
+
+use super::account::{self, ExternalProfile};
+use super::id_token::{self, Expected, IdTokenError};
+use super::provider::Ready;
+use super::types::{IdToken, IdTokenClaims, TokenResponse};
+use super::{OidcError, Sso};
+use crate::crypto::{constant_time_eq, sha256_hex};
+use crate::db;
+use crate::identity::sessions::{ProviderLogin, SessionCredentials};
+
+/// How long a sign-in at the provider may take.
+pub const LIFETIME_SECS: i64 = 600;
+
+/// A sign-in started at `/oidc/authenticate`, kept by the browser (the HTTP
+/// layer stores it in an encrypted cookie) until the provider sends it back.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PendingLogin {
+    pub provider: String,
+    pub issuer: String,
+    pub state: String,
+    pub nonce: String,
+    pub verifier: String,
+    pub next: String,
+    /// Seconds since the epoch.
+    pub expires: i64,
+}
+
+/// Where the browser goes to sign in, and the pending login to keep.
+pub struct Redirect {
+    pub url: String,
+    pub pending: PendingLogin,
+}
+
+/// `GET /oidc/authenticate`: the provider's authorization URL with `state`,
+/// `nonce` and a PKCE S256 challenge; `next` is a target the caller vetted.
+pub fn begin(sso: &Sso, provider_id: Option<&str>, next: String) -> Result<Redirect, OidcError> {
+    let provider = sso.providers.choose(provider_id)?;
+    let ready = provider.ready()?;
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let mut request =
+        ready.client.authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random);
+    for scope in provider.settings.scopes.iter().filter(|s| *s != "openid") {
+        request = request.add_scope(Scope::new(scope.clone()));
+    }
+    if provider.settings.scopes.iter().any(|s| s == "offline_access") {
+        // OpenID Connect Core 11: offline access needs prompt=consent.
+        request = request.add_prompt(CoreAuthPrompt::Consent);
+    }
+    let (url, csrf, nonce) = request.set_pkce_challenge(challenge).url();
+    let pending = PendingLogin {
+        provider: provider.settings.id.clone(),
+        issuer: ready.issuer.clone(),
+        state: csrf.secret().clone(),
+        nonce: nonce.secret().clone(),
+        verifier: verifier.secret().clone(),
+        next,
+        expires: sso.clock.timestamp() + LIFETIME_SECS,
+    };
+    Ok(Redirect { url: url.to_string(), pending })
+}
+
+/// What the provider sends back to `/oidc/callback`.
+#[derive(Debug, Default, Deserialize)]
+pub struct CallbackQuery {
+    pub code: Option<String>,
+    pub state: Option<String>,
+    pub iss: Option<String>,
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+}
+
+/// A finished sign-in: the session's credentials and where to go.
+pub struct Completed {
+    pub credentials: SessionCredentials,
+    pub next: String,
+    /// Time spent waiting on the provider (token endpoint, userinfo, keys).
+    pub provider_time: std::time::Duration,
+}
+
+/// `GET /oidc/callback`: validates the response and signs the user in.
+pub async fn finish(sso: &Sso, pending: Option<PendingLogin>, query: CallbackQuery) -> Result<Completed, OidcError> {
+    refuse_provider_error(&query)?;
+    let pending = check_state(sso, pending, &query)?;
+    let provider = sso.providers.get(&pending.provider).ok_or_else(|| OidcError::UnknownProvider(pending.provider.clone()))?;
+    let ready = provider.ready()?;
+    check_issuer(&ready, &pending, &query)?;
+    mark_state_used(sso, &pending).await?;
+    let code = query.code.filter(|c| !c.is_empty()).ok_or(OidcError::MissingCode)?;
+    let waited = std::time::Instant::now();
+    let response = exchange_code(sso, &ready, code, &pending).await?;
+    let mut provider_time = waited.elapsed();
+    let id_token = response.id_token().ok_or(OidcError::NoIdToken)?.clone();
+    let fetches_before = provider.key_fetches();
+    let verifying = std::time::Instant::now();
+    let nonce = Nonce::new(pending.nonce.clone());
+    let expected = Expected::SignIn { nonce: &nonce, access_token: response.access_token() };
+    let (ready, claims) =
+        id_token::verify(provider, ready, &id_token, expected, &sso.http, &sso.clock).await.map_err(|e| match e {
+            IdTokenError::AtHashMismatch => OidcError::AtHashMismatch,
+            IdTokenError::KeyFetch(e) => e,
+            other => OidcError::InvalidIdToken(other.to_string()),
+        })?;
+    if provider.key_fetches() != fetches_before {
+        provider_time += verifying.elapsed();
+    }
+    let waited = std::time::Instant::now();
+    let profile = profile(sso, &ready, &response, &claims, &id_token).await?;
+    provider_time += waited.elapsed();
+    let provider_login = ProviderLogin {
+        provider_id: provider.settings.id.clone(),
+        sid: profile.sid.clone(),
+        id_token_enc: Some(sso.vault.seal("id_token", &profile.id_token)),
+    };
+    let (user, session) = account::sign_in(sso, &provider.settings.id, profile, provider_login).await?;
+    let credentials = sso.identity.sessions.credentials(session, &user);
+    Ok(Completed { credentials, next: pending.next, provider_time })
+}
+
+fn refuse_provider_error(query: &CallbackQuery) -> Result<(), OidcError> {
+    match &query.error {
+        Some(error) => Err(OidcError::ProviderError {
+            error: truncate(error, 100),
+            description: truncate(query.error_description.as_deref().unwrap_or("sign-in was not completed"), 300),
+        }),
+        None => Ok(()),
+    }
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    text.chars().filter(|c| !c.is_control()).take(max).collect()
+}
+
+fn check_state(sso: &Sso, pending: Option<PendingLogin>, query: &CallbackQuery) -> Result<PendingLogin, OidcError> {
+    let pending = pending.ok_or(OidcError::MissingFlow)?;
+    if pending.expires < sso.clock.timestamp() {
+        return Err(OidcError::FlowExpired);
+    }
+    let given = query.state.as_deref().unwrap_or("");
+    if !constant_time_eq(given, &pending.state) {
+        return Err(OidcError::StateMismatch);
+    }
+    Ok(pending)
+}
+
+/// Mix-up defence: the response must come from the issuer the flow began at
+/// (RFC 9207 `iss` when given, and required when the provider announces it).
+fn check_issuer(ready: &Ready, pending: &PendingLogin, query: &CallbackQuery) -> Result<(), OidcError> {
+    if ready.issuer != pending.issuer {
+        return Err(OidcError::IssuerMismatch);
+    }
+    match &query.iss {
+        Some(iss) if iss != &ready.issuer => Err(OidcError::IssuerMismatch),
+        None if ready.iss_parameter_supported => Err(OidcError::IssuerMismatch),
+        _ => Ok(()),
+    }
+}
+
+async fn mark_state_used(sso: &Sso, pending: &PendingLogin) -> Result<(), OidcError> {
+    let hash = sha256_hex(&pending.state);
+    let now = sso.clock.now_naive();
+    let expires = now + TimeDelta::seconds(LIFETIME_SECS + 60);
+    let fresh = sso.db.run(move |conn| db::oidc_states::mark_used(conn, &hash, expires, now)).await?;
+    if fresh {
+        Ok(())
+    } else {
+        Err(OidcError::Replayed)
+    }
+}
+
+async fn exchange_code(sso: &Sso, ready: &Ready, code: String, pending: &PendingLogin) -> Result<TokenResponse, OidcError> {
+    let request = ready
+        .client
+        .exchange_code(AuthorizationCode::new(code))
+        .map_err(|e| OidcError::Exchange(anyhow::anyhow!("{e}")))?
+        .set_pkce_verifier(PkceCodeVerifier::new(pending.verifier.clone()));
+    request.request_async(&sso.http).await.map_err(|err| match err {
+        RequestTokenError::Request(e) => OidcError::ProviderUnreachable(anyhow::anyhow!("token endpoint: {e}")),
+        RequestTokenError::ServerResponse(r) => OidcError::Exchange(anyhow::anyhow!("token endpoint refused: {}", r.error())),
+        other => OidcError::Exchange(anyhow::anyhow!("{other}")),
+    })
+}
+
+/// The user's profile: the ID token's claims, completed by userinfo (whose
+/// `sub` must match) when the provider has it.
+async fn profile(
+    sso: &Sso,
+    ready: &Ready,
+    response: &TokenResponse,
+    claims: &IdTokenClaims,
+    id_token: &IdToken,
+) -> Result<ExternalProfile, OidcError> {
+    let subject = claims.subject().clone();
+    let mut profile = ExternalProfile {
+        issuer: claims.issuer().as_str().to_string(),
+        subject: subject.as_str().to_string(),
+        email: claims.email().map(|e| e.as_str().to_string()),
+        email_verified: claims.email_verified(),
+        name: claims.name().and_then(|n| n.get(None)).map(|n| n.as_str().to_string()),
+        preferred_username: claims.preferred_username().map(|u| u.as_str().to_string()),
+        sid: claims.additional_claims().sid.clone(),
+        refresh_token: response.refresh_token().map(|t| t.secret().clone()),
+        id_token: id_token.to_string(),
+    };
+    if ready.client.user_info_url().is_some() {
+        let info = userinfo(sso, ready, response.access_token().clone(), subject).await?;
+        if let Some(email) = info.email() {
+            profile.email = Some(email.as_str().to_string());
+            profile.email_verified = info.email_verified();
+        }
+        if let Some(name) = info.name().and_then(|n| n.get(None)) {
+            profile.name = Some(name.as_str().to_string());
+        }
+        if let Some(username) = info.preferred_username() {
+            profile.preferred_username = Some(username.as_str().to_string());
+        }
+    }
+    Ok(profile)
+}
+
+async fn userinfo(
+    sso: &Sso,
+    ready: &Ready,
+    access_token: AccessToken,
+    subject: SubjectIdentifier,
+) -> Result<CoreUserInfoClaims, OidcError> {
+    let request = ready.client.user_info(access_token, Some(subject)).map_err(|e| OidcError::UserInfo(e.to_string()))?;
+    request.request_async(&sso.http).await.map_err(|e| OidcError::UserInfo(e.to_string()))
+}

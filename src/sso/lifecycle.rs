@@ -1,0 +1,199 @@
+//! The external user's lifecycle: `valid_until` follows what the provider
+//! still says. A background task in every instance refreshes users shortly
+//! before their `valid_until` (rows leased so exactly one instance does each);
+//! a request that finds `valid_until` passed tries one refresh at once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{NaiveDateTime, TimeDelta};
+use openidconnect::{OAuth2TokenResponse, RefreshToken, RequestTokenError, TokenResponse as _};
+
+use super::account::{next_refresh_at, refresh_token_context};
+use super::id_token::{self, Expected};
+use super::{OidcError, Sso};
+use crate::db::identities::{self, IdentityRow};
+
+/// How long one instance holds a row it is refreshing.
+const LEASE: TimeDelta = TimeDelta::seconds(60);
+/// Rows taken per claim.
+const BATCH: i64 = 100;
+/// Longest wait between retries while a provider is down.
+const MAX_BACKOFF_SECS: i64 = 3600;
+
+/// Refreshes `user_id` at their provider now; the new `valid_until`, or
+/// `None` when there is no refresh token or the refresh failed. Requests
+/// for one user share one refresh, however many wait on it.
+pub async fn refresh_now(sso: &Sso, user_id: &str) -> Option<NaiveDateTime> {
+    let key = user_id.to_string();
+    sso.refresh_inflight.get_with(key.clone(), refresh_user(sso, key)).await
+}
+
+async fn refresh_user(sso: &Sso, user_id: String) -> Option<NaiveDateTime> {
+    let now = sso.clock.now_naive();
+    let id = user_id.clone();
+    let claimed = sso.db.run(move |conn| identities::claim_user(conn, &id, now, now + LEASE)).await.ok()?;
+    match claimed {
+        Some(identity) => match refresh_identity(sso, identity).await {
+            Outcome::Refreshed(valid_until) => Some(valid_until),
+            Outcome::Refused | Outcome::Retry => None,
+        },
+        None => {
+            // Another instance may be refreshing this user: wait for it a little.
+            for _ in 0..20 {
+                let id = user_id.clone();
+                let identity = sso.db.run(move |conn| identities::find_by_user(conn, &id)).await.ok()??;
+                let now = sso.clock.now_naive();
+                if identity.valid_until > now {
+                    return Some(identity.valid_until);
+                }
+                if identity.lease_until.is_none_or(|l| l < now) {
+                    return None;
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            None
+        }
+    }
+}
+
+/// What one refresh came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// `valid_until` moved to this time.
+    Refreshed(NaiveDateTime),
+    /// The provider refused: `valid_until` stops moving.
+    Refused,
+    /// The provider could not be reached: tried again later.
+    Retry,
+}
+
+/// Refreshes one leased identity and records the outcome.
+pub async fn refresh_identity(sso: &Sso, identity: IdentityRow) -> Outcome {
+    let result = exchange_refresh_token(sso, &identity).await;
+    let id = identity.id.clone();
+    let now = sso.clock.now_naive();
+    let outcome = match result {
+        Ok(rotated) => {
+            let valid_until = now + sso.settings.auth.external_validity.delta();
+            let next = next_refresh_at(&sso.settings.auth, valid_until);
+            let sealed = rotated.map(|t| sso.vault.seal(&refresh_token_context(&identity.id), &t));
+            let stored =
+                sso.db.run(move |conn| identities::refreshed(conn, &id, valid_until, sealed.as_deref(), next, now)).await;
+            match stored {
+                Ok(_) => Outcome::Refreshed(valid_until),
+                Err(_) => Outcome::Retry,
+            }
+        }
+        Err(Failure::Refused(reason)) => {
+            log::warn!("provider {} refused to refresh user {}: {reason}", identity.provider_id, identity.user_id);
+            let _ = sso.db.run(move |conn| identities::refused(conn, &id, now)).await;
+            Outcome::Refused
+        }
+        Err(Failure::Unreachable(reason)) => {
+            let failures = identity.refresh_failures.saturating_add(1);
+            let wait = (30i64 << failures.min(7)).min(MAX_BACKOFF_SECS);
+            log::warn!(
+                "provider {} unreachable refreshing user {} (attempt {failures}, next in {wait}s): {reason}",
+                identity.provider_id,
+                identity.user_id
+            );
+            let next = now + TimeDelta::seconds(wait);
+            let _ = sso.db.run(move |conn| identities::retry_later(conn, &id, failures, next)).await;
+            Outcome::Retry
+        }
+    };
+    sso.refresh_inflight.invalidate(&identity.user_id).await;
+    outcome
+}
+
+enum Failure {
+    Refused(String),
+    Unreachable(String),
+}
+
+/// The refresh grant; a refreshed ID token must pass OpenID Connect Core
+/// 12.2 (valid signature, same iss, sub and aud), else it counts as a
+/// refusal. The rotated refresh token, if the provider rotated it.
+async fn exchange_refresh_token(sso: &Sso, identity: &IdentityRow) -> Result<Option<String>, Failure> {
+    let provider = sso
+        .providers
+        .get(&identity.provider_id)
+        .ok_or_else(|| Failure::Refused(format!("provider {:?} is no longer configured", identity.provider_id)))?;
+    let ready = provider.ready().map_err(|e| Failure::Unreachable(e.to_string()))?;
+    if ready.issuer != identity.issuer {
+        return Err(Failure::Refused("the provider's issuer changed".into()));
+    }
+    let sealed = identity.refresh_token_enc.as_deref().ok_or_else(|| Failure::Refused("no refresh token".into()))?;
+    let token = sso
+        .vault
+        .open(&refresh_token_context(&identity.id), sealed)
+        .map_err(|_| Failure::Refused("the stored refresh token cannot be decrypted".into()))?;
+    let refresh_token = RefreshToken::new(token.expose().to_string());
+    let request = ready.client.exchange_refresh_token(&refresh_token).map_err(|e| Failure::Refused(e.to_string()))?;
+    let response = request.request_async(&sso.http).await.map_err(|err| match err {
+        RequestTokenError::ServerResponse(r) => Failure::Refused(format!("token endpoint answered {}", r.error())),
+        RequestTokenError::Request(e) => Failure::Unreachable(e.to_string()),
+        other => Failure::Unreachable(other.to_string()),
+    })?;
+    if let Some(token) = response.id_token() {
+        let expected = Expected::Refresh { issuer: &identity.issuer, subject: &identity.subject };
+        id_token::verify(provider, ready.clone(), token, expected, &sso.http, &sso.clock)
+            .await
+            .map_err(|e| Failure::Refused(format!("refreshed ID token: {e}")))?;
+    }
+    let rotated = response.refresh_token().map(|t| t.secret().clone()).filter(|t| t != token.expose());
+    Ok(rotated)
+}
+
+/// One pass of the background task: refreshes every due user, in batches.
+/// Returns how many were refreshed, refused and left for later.
+pub async fn sweep(sso: &Sso) -> Result<SweepReport, OidcError> {
+    let mut report = SweepReport::default();
+    loop {
+        let now = sso.clock.now_naive();
+        let batch = sso.db.run(move |conn| identities::claim_due(conn, now, now + LEASE, BATCH)).await?;
+        let count = batch.len();
+        let outcomes = futures_util::future::join_all(batch.into_iter().map(|identity| refresh_identity(sso, identity))).await;
+        for outcome in outcomes {
+            match outcome {
+                Outcome::Refreshed(_) => report.refreshed += 1,
+                Outcome::Refused => report.refused += 1,
+                Outcome::Retry => report.retried += 1,
+            }
+        }
+        if (count as i64) < BATCH {
+            return Ok(report);
+        }
+    }
+}
+
+/// What a sweep did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SweepReport {
+    pub refreshed: usize,
+    pub refused: usize,
+    pub retried: usize,
+}
+
+/// Starts this instance's background refresh of external users.
+pub fn start_refresh_task(sso: Arc<Sso>) {
+    if sso.providers.all().is_empty() {
+        return;
+    }
+    let interval = sso.settings.auth.refresh_interval.std();
+    tokio::spawn(async move {
+        // Instances started together spread their sweeps a little; the
+        // first sweep comes one interval after start.
+        let jitter = Duration::from_millis(u64::from(sso.clock.now().timestamp_subsec_millis()) % 1000);
+        tokio::time::sleep(jitter).await;
+        loop {
+            tokio::time::sleep(interval).await;
+            match sweep(&sso).await {
+                Ok(report) if report != SweepReport::default() => log::info!("refresh sweep: {report:?}"),
+                Ok(_) => {}
+                Err(err) => log::warn!("refresh sweep failed: {}", crate::report::chain(&err)),
+            }
+        }
+    });
+}

@@ -1,0 +1,124 @@
+//! Single sign-on with OpenID Connect providers: the authorization-code flow
+//! with PKCE, users keyed by (issuer, subject), and their lifecycle
+//! (`valid_until`, background refresh, logout). Built on the identity layer;
+//! knows nothing of HTTP.
+
+pub mod account;
+mod error;
+pub mod flow;
+pub mod id_token;
+pub mod lifecycle;
+pub mod logout;
+pub mod provider;
+pub mod types;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::NaiveDateTime;
+use openidconnect::RedirectUrl;
+
+pub use error::OidcError;
+pub use provider::Provider;
+
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::crypto::Vault;
+use crate::db::Db;
+use crate::identity::{ExternalValidity, Identity};
+
+/// Every configured provider, by id.
+pub struct Providers {
+    list: Vec<Arc<Provider>>,
+}
+
+impl Providers {
+    pub fn new(settings: &Settings) -> anyhow::Result<Self> {
+        let redirect = RedirectUrl::new(settings.server.url_for("/oidc/callback"))?;
+        let list = settings.providers.iter().map(|p| Arc::new(Provider::new(p.clone(), redirect.clone()))).collect();
+        Ok(Self { list })
+    }
+
+    pub fn all(&self) -> &[Arc<Provider>] {
+        &self.list
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Arc<Provider>> {
+        self.list.iter().find(|p| p.settings.id == id)
+    }
+
+    /// The provider a login asks for; may be left out when exactly one is configured.
+    pub fn choose(&self, id: Option<&str>) -> Result<&Arc<Provider>, OidcError> {
+        match id {
+            Some(id) => self.get(id).ok_or_else(|| OidcError::UnknownProvider(id.to_string())),
+            None if self.list.len() == 1 => Ok(&self.list[0]),
+            None if self.list.is_empty() => Err(OidcError::NoProvider),
+            None => Err(OidcError::ProviderRequired),
+        }
+    }
+}
+
+/// The HTTP client for providers: no redirects followed, short timeouts.
+pub fn http_client() -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(10))
+        .user_agent(concat!("doorman/", env!("CARGO_PKG_VERSION")))
+        .build()?)
+}
+
+/// Single sign-on of one instance: the providers, the HTTP client that
+/// talks to them, and the immediate refreshes in flight.
+pub struct Sso {
+    pub providers: Providers,
+    pub identity: Arc<Identity>,
+    db: Db,
+    clock: Clock,
+    http: reqwest::Client,
+    vault: Vault,
+    settings: Arc<Settings>,
+    /// User id -> the `valid_until` an immediate refresh gave (one refresh in flight per user).
+    refresh_inflight: moka::future::Cache<String, Option<NaiveDateTime>>,
+}
+
+impl Sso {
+    pub fn new(settings: Arc<Settings>, identity: Arc<Identity>, vault: Vault) -> anyhow::Result<Self> {
+        Ok(Self {
+            providers: Providers::new(&settings)?,
+            db: identity.db.clone(),
+            clock: identity.clock.clone(),
+            http: http_client()?,
+            vault,
+            refresh_inflight: moka::future::Cache::builder().max_capacity(100_000).time_to_live(Duration::from_secs(5)).build(),
+            identity,
+            settings,
+        })
+    }
+
+    /// Discovers every provider once (a few seconds at most), then keeps
+    /// retrying in the background those that are down, and starts the
+    /// background refresh of external users.
+    pub async fn start(self: &Arc<Self>) {
+        let first = futures_util::future::join_all(self.providers.all().iter().map(|p| {
+            let http = self.http.clone();
+            let p = p.clone();
+            async move { tokio::time::timeout(Duration::from_secs(5), p.discover(&http)).await.is_ok_and(|r| r.is_ok()) }
+        }))
+        .await;
+        for (provider, ready) in self.providers.all().iter().zip(first) {
+            if !ready {
+                let provider = provider.clone();
+                let http = self.http.clone();
+                tokio::spawn(async move { provider.discover_until_ready(&http).await });
+            }
+        }
+        lifecycle::start_refresh_task(self.clone());
+    }
+}
+
+impl ExternalValidity for Sso {
+    async fn refresh_now(&self, user_id: &str) -> Option<NaiveDateTime> {
+        lifecycle::refresh_now(self, user_id).await
+    }
+}

@@ -1,0 +1,343 @@
+#![allow(dead_code)]
+//! The test harness, in one place: doorman started on a random port against
+//! a temporary SQLite file or a fresh PostgreSQL database, on a clock the
+//! test moves; a client that keeps cookies and never follows redirects; the
+//! providers (in-process and real) and the Python and sign-in helpers.
+
+pub mod fake_op;
+pub mod python;
+pub mod real_op;
+pub mod sso;
+
+use std::sync::Arc;
+
+use actix_web::web;
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use doorman::clock::Clock;
+use doorman::config::Settings;
+use doorman::http::startup::Application;
+use doorman::http::state::AppState;
+use reqwest::cookie::{CookieStore, Jar};
+use reqwest::{Response, StatusCode};
+use serde_json::Value;
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs an async test body once per backend, as two test functions.
+#[macro_export]
+macro_rules! both_backends {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::helpers::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::helpers::Backend::Postgres).await
+            }
+        }
+    };
+}
+
+pub const SECRET_KEY: &str = "test-secret-key-0123456789abcdef-0123456789";
+
+fn init_logging() {
+    if std::env::var("TEST_LOG").is_ok() {
+        let _ = env_logger::builder().is_test(true).filter_level(log::LevelFilter::Debug).try_init();
+    }
+}
+
+/// A fresh database URL for `backend`; the returned guard keeps a temp dir alive.
+pub fn fresh_database(backend: Backend) -> (String, Option<tempfile::TempDir>) {
+    match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let url = format!("sqlite://{}", dir.path().join("doorman.db").display());
+            (url, Some(dir))
+        }
+        Backend::Postgres => (fresh_postgres_database(), None),
+    }
+}
+
+/// Creates a new, empty PostgreSQL database from `DOORMAN_TEST_POSTGRES_URL`.
+/// Without that variable the test fails, naming it (never a silent pass);
+/// `cargo test -- --skip postgres` leaves these tests out on purpose.
+pub fn fresh_postgres_database() -> String {
+    let admin_url = match std::env::var("DOORMAN_TEST_POSTGRES_URL") {
+        Ok(url) => url,
+        Err(_) => panic!(
+            "DOORMAN_TEST_POSTGRES_URL is not set: PostgreSQL tests need a server \
+             (e.g. DOORMAN_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test); \
+             to leave them out run `cargo test -- --skip postgres`"
+        ),
+    };
+    let now = chrono::Utc::now().timestamp();
+    let name = format!("doorman_test_{now}_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = PgConnection::establish(&admin_url)
+        .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at DOORMAN_TEST_POSTGRES_URL: {e}"));
+    static SWEPT: std::sync::Once = std::sync::Once::new();
+    SWEPT.call_once(|| drop_old_test_databases(&mut conn, now - 3 * 3600));
+    diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut conn).expect("create database");
+    let mut url = url::Url::parse(&admin_url).expect("DOORMAN_TEST_POSTGRES_URL is a URL");
+    url.set_path(&name);
+    url.to_string()
+}
+
+/// Drops the test databases of earlier runs (made more than a few hours ago),
+/// so a long-lived server does not fill up.
+fn drop_old_test_databases(conn: &mut PgConnection, before: i64) {
+    #[derive(diesel::QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        datname: String,
+    }
+    let names: Vec<Name> =
+        diesel::sql_query("SELECT datname::text AS datname FROM pg_database WHERE datname LIKE 'doorman\\_test\\_%'")
+            .load(conn)
+            .unwrap_or_default();
+    for Name { datname } in names {
+        let made: Option<i64> = datname.split('_').nth(2).and_then(|t| t.parse().ok());
+        if made.is_some_and(|t| t < before) {
+            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {datname} WITH (FORCE)")).execute(conn);
+        }
+    }
+}
+
+/// Settings for a test app: port 0, the given database, a fixed key.
+pub fn test_settings(db_url: &str, extra_toml: &str) -> Settings {
+    let text = format!(
+        "[server]\nbind = \"127.0.0.1:0\"\nworkers = 1\n[database]\nurl = \"{db_url}\"\npool_size = 4\n[auth]\nsecret_key = \"{SECRET_KEY}\"\n{extra_toml}"
+    );
+    Settings::from_toml(&text).unwrap_or_else(|e| panic!("test settings: {e}"))
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub backend: Backend,
+    pub db_url: String,
+    pub client: reqwest::Client,
+    pub jar: Arc<Jar>,
+    pub state: web::Data<AppState>,
+    /// The app's clock: `advance` it to move doorman's time.
+    pub clock: Clock,
+    _dir: Option<Arc<tempfile::TempDir>>,
+}
+
+type Adjust = Box<dyn FnOnce(&mut Settings)>;
+
+/// How to start a test app: the one builder every test uses.
+pub struct Spawn {
+    backend: Backend,
+    database: Option<(String, Option<tempfile::TempDir>)>,
+    listener: Option<std::net::TcpListener>,
+    clock: Option<Clock>,
+    adjust: Vec<Adjust>,
+}
+
+/// Starts describing a test app on `backend`.
+pub fn spawn(backend: Backend) -> Spawn {
+    Spawn { backend, database: None, listener: None, clock: None, adjust: Vec::new() }
+}
+
+/// Starts doorman on `backend` with default settings.
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn(backend).start().await
+}
+
+impl Spawn {
+    /// Adjusts the settings (`server.public_url` is the bound address unless changed here).
+    pub fn with(mut self, adjust: impl FnOnce(&mut Settings) + 'static) -> Self {
+        self.adjust.push(Box::new(adjust));
+        self
+    }
+
+    /// Uses an existing database (several apps on one database) instead of a fresh one.
+    pub fn on_database(mut self, url: &str) -> Self {
+        self.database = Some((url.to_string(), None));
+        self
+    }
+
+    /// Serves on a listener the test bound (so a provider can be told
+    /// doorman's address before doorman starts).
+    pub fn on_listener(mut self, listener: std::net::TcpListener) -> Self {
+        self.listener = Some(listener);
+        self
+    }
+
+    /// Runs on another app's clock (several instances, one time).
+    pub fn on_clock(mut self, clock: &Clock) -> Self {
+        self.clock = Some(clock.clone());
+        self
+    }
+
+    pub async fn start(self) -> TestApp {
+        init_logging();
+        let (db_url, dir) = self.database.unwrap_or_else(|| fresh_database(self.backend));
+        let listener = self.listener.unwrap_or_else(|| std::net::TcpListener::bind("127.0.0.1:0").unwrap());
+        let mut settings = test_settings(&db_url, "");
+        let port = listener.local_addr().unwrap().port();
+        settings.server.bind = format!("127.0.0.1:{port}").parse().unwrap();
+        settings.server.public_url = format!("http://127.0.0.1:{port}").parse().unwrap();
+        for adjust in self.adjust {
+            adjust(&mut settings);
+        }
+        let clock = self.clock.unwrap_or_default();
+        let app = Application::build_on(settings, listener, clock.clone()).await.expect("application builds");
+        let port = app.port();
+        let state = app.state();
+        tokio::spawn(app.run());
+        let jar = Arc::new(Jar::default());
+        TestApp {
+            address: format!("http://127.0.0.1:{port}"),
+            port,
+            backend: self.backend,
+            db_url,
+            client: client_with(jar.clone()),
+            jar,
+            state,
+            clock,
+            _dir: dir.map(Arc::new),
+        }
+    }
+}
+
+/// A client that keeps cookies in `jar` and never follows redirects.
+pub fn client_with(jar: Arc<Jar>) -> reqwest::Client {
+    reqwest::Client::builder().cookie_provider(jar).redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        if path.starts_with("http") {
+            path.to_string()
+        } else {
+            format!("{}{}", self.address, path)
+        }
+    }
+
+    /// The value of cookie `name` in the client's jar.
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        let url: url::Url = self.address.parse().unwrap();
+        let header = self.jar.cookies(&url)?;
+        header.to_str().ok()?.split("; ").find_map(|pair| {
+            let (k, v) = pair.split_once('=')?;
+            (k == name).then(|| v.to_string())
+        })
+    }
+
+    fn with_csrf(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self.cookie("csrftoken") {
+            Some(token) => request.header("X-CSRFToken", token),
+            None => request,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client.get(self.url(path)).send().await.expect("request")
+    }
+
+    pub async fn get_bearer(&self, path: &str, token: &str) -> Response {
+        reqwest::Client::new().get(self.url(path)).bearer_auth(token).send().await.expect("request")
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Response {
+        self.with_csrf(self.client.post(self.url(path)).json(body)).send().await.expect("request")
+    }
+
+    pub async fn post_empty(&self, path: &str) -> Response {
+        self.with_csrf(self.client.post(self.url(path))).send().await.expect("request")
+    }
+
+    pub async fn put_json(&self, path: &str, body: &Value) -> Response {
+        self.with_csrf(self.client.put(self.url(path)).json(body)).send().await.expect("request")
+    }
+
+    pub async fn delete(&self, path: &str) -> Response {
+        self.with_csrf(self.client.delete(self.url(path))).send().await.expect("request")
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> Response {
+        self.post_json("/me/login", &serde_json::json!({"username": username, "password": password})).await
+    }
+
+    /// Creates a local user directly in the database.
+    pub fn create_user(&self, name: &str, password: &str, admin: bool) {
+        let mut conn = self.state.db.get().expect("connection");
+        let email = format!("{name}@example.com");
+        let now = self.clock.now_naive();
+        doorman::identity::users::create_local_user(&mut conn, name, password, Some(&email), admin, "default", now)
+            .expect("create user");
+    }
+
+    /// Moves doorman's time forward.
+    pub fn advance(&self, by: std::time::Duration) {
+        self.clock.advance(by);
+    }
+
+    /// One pass of the background refresh, now.
+    pub async fn sweep(&self) -> doorman::sso::lifecycle::SweepReport {
+        doorman::sso::lifecycle::sweep(&self.state.sso).await.expect("refresh sweep")
+    }
+
+    /// Opens a stored secret, as the app would.
+    pub fn open_sealed(&self, context: &str, sealed: &str) -> String {
+        self.state.keys.vault.open(context, sealed).expect("sealed with the app's key").expose().to_string()
+    }
+
+    pub async fn user_count(&self) -> i64 {
+        self.state.db.run(doorman::db::users::count).await.expect("count users")
+    }
+
+    /// Every external identity, as stored.
+    pub async fn identities(&self) -> Vec<doorman::db::identities::IdentityRow> {
+        self.state
+            .db
+            .run(|conn| {
+                use diesel::prelude::*;
+                use doorman::db::schema::external_identities::dsl::*;
+                external_identities.order(created_at.asc()).select(doorman::db::identities::IdentityRow::as_select()).load(conn)
+            })
+            .await
+            .expect("read identities")
+    }
+
+    /// The same app seen from another browser (its own cookies).
+    pub fn another_browser(&self) -> TestApp {
+        let jar = Arc::new(Jar::default());
+        TestApp {
+            address: self.address.clone(),
+            port: self.port,
+            backend: self.backend,
+            db_url: self.db_url.clone(),
+            client: client_with(jar.clone()),
+            jar,
+            state: self.state.clone(),
+            clock: self.clock.clone(),
+            _dir: self._dir.clone(),
+        }
+    }
+
+    /// A second client on the same app, with its own cookies.
+    pub fn new_browser(&self) -> (reqwest::Client, Arc<Jar>) {
+        let jar = Arc::new(Jar::default());
+        (client_with(jar.clone()), jar)
+    }
+}
+
+/// Asserts status and error code of a SPEC-shaped error response.
+pub async fn assert_error(response: Response, status: u16, code: &str) -> Value {
+    let got = response.status();
+    let text = response.text().await.unwrap_or_default();
+    assert_eq!(got, StatusCode::from_u16(status).unwrap(), "body: {text}");
+    let body: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("error body is not JSON: {text}"));
+    assert_eq!(body["error"], code, "body: {text}");
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "message missing: {text}");
+    body
+}
