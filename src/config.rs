@@ -51,6 +51,9 @@ struct RawServer {
     cookie_domain: String,
     /// Number of HTTP worker threads; 0 means one per core.
     workers: usize,
+    /// Addresses or CIDRs of reverse proxies whose `X-Forwarded-For` /
+    /// `Forwarded` header is believed for the client's address.
+    trusted_proxies: Vec<String>,
 }
 
 impl Default for RawServer {
@@ -59,6 +62,7 @@ impl Default for RawServer {
             bind: "127.0.0.1:8000".into(),
             public_url: String::new(),
             frontend_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
             cookie_domain: String::new(),
             workers: 0,
         }
@@ -161,6 +165,8 @@ pub struct ServerSettings {
     /// Public origin, without a trailing slash.
     pub public_url: Url,
     pub frontend_origins: Vec<url::Origin>,
+    /// Proxies whose forwarding headers are believed (see `http::client`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     pub cookie_domain: Option<String>,
     pub workers: usize,
 }
@@ -399,6 +405,17 @@ impl RawSettings {
             .iter()
             .map(|o| http_url("server.frontend_origins", o).map(|u| u.origin()))
             .collect::<Result<Vec<_>, _>>()?;
+        let trusted_proxies = self
+            .server
+            .trusted_proxies
+            .iter()
+            .map(|text| {
+                let text = text.trim();
+                text.parse::<ipnet::IpNet>()
+                    .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| ConfigError::new("server.trusted_proxies", format!("invalid address or CIDR {text:?}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let cookie_domain = Some(self.server.cookie_domain.trim().to_string()).filter(|d| !d.is_empty());
 
         let db_url = DatabaseUrl::parse(&self.database.url).map_err(|m| ConfigError::new("database.url", m))?;
@@ -458,7 +475,14 @@ impl RawSettings {
         }
 
         Ok(Settings {
-            server: ServerSettings { bind, public_url, frontend_origins, cookie_domain, workers: self.server.workers },
+            server: ServerSettings {
+                bind,
+                public_url,
+                frontend_origins,
+                cookie_domain,
+                workers: self.server.workers,
+                trusted_proxies,
+            },
             database: DatabaseSettings { url: db_url, pool_size: self.database.pool_size },
             auth,
             providers,
@@ -526,6 +550,14 @@ mod tests {
     fn bad_duration_names_the_key() {
         let err = Settings::from_toml(&format!("[auth]\n{KEY}\naccess_ttl = \"15 minutes\"")).unwrap_err();
         assert_eq!(err.to_string(), "config: auth.access_ttl: invalid duration \"15 minutes\" (write e.g. 90s, 15m, 24h, 7d)");
+    }
+
+    #[test]
+    fn trusted_proxies_take_addresses_and_cidrs() {
+        let s = Settings::from_toml(&format!("[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n[auth]\n{KEY}")).unwrap();
+        assert_eq!(s.server.trusted_proxies.len(), 2);
+        let err = Settings::from_toml(&format!("[server]\ntrusted_proxies = [\"nope\"]\n[auth]\n{KEY}")).unwrap_err();
+        assert_eq!(err.to_string(), "config: server.trusted_proxies: invalid address or CIDR \"nope\"");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! session, `next` checking, pages, the one place where errors become HTTP,
 //! the shared state and start-up. The only layer that knows actix-web.
 
+pub mod client;
 pub mod cookies;
 pub mod error;
 pub mod extract;

@@ -269,5 +269,7 @@ async fn two_instances_share_one_postgres_database() {
     let refreshes = op.refresh_requests();
     assert_eq!(op.token_requests() - logins, refreshes);
     assert_eq!(refreshes, 9, "each signed-in user refreshed once, not twice");
-    assert_eq!(swept_a.refreshed + swept_b.refreshed, 9);
+    // (The provider answers every refresh for its current user, so most are refusals.)
+    let swept = |r: doorman::sso::lifecycle::SweepReport| r.refreshed + r.refused + r.retried;
+    assert_eq!(swept(swept_a) + swept(swept_b), 9, "the two sweeps took disjoint rows");
 }
