@@ -117,6 +117,8 @@ impl RealOp {
             client_id: CLIENT_ID.into(),
             client_secret: Some(doorman::crypto::SecretString::new(CLIENT_SECRET.into())),
             scopes: vec!["openid".into(), "email".into(), "profile".into(), "offline_access".into()],
+            access: Default::default(),
+            max_id_token_age: doorman::config::DEFAULT_MAX_ID_TOKEN_AGE,
         }
     }
 
