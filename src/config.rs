@@ -726,7 +726,10 @@ mod tests {
         assert_eq!(d.providers[0].access.approval, Approval::Automatic);
 
         let err = Settings::from_toml(&provider("approval = \"manual\"")).unwrap_err();
-        assert_eq!(err.to_string(), "config: oidc.providers[0].approval: invalid value \"manual\": use \"automatic\" or \"admin\"");
+        assert_eq!(
+            err.to_string(),
+            "config: oidc.providers[0].approval: invalid value \"manual\": use \"automatic\" or \"admin\""
+        );
         let err = Settings::from_toml(&provider("allowed_email_domains = [\"*.example.com\"]")).unwrap_err();
         assert!(err.to_string().starts_with("config: oidc.providers[0].allowed_email_domains: invalid domain"), "{err}");
         let err = Settings::from_toml(&provider("allowed_email_domains = [\"@example.com\"]")).unwrap_err();

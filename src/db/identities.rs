@@ -160,11 +160,9 @@ pub fn claim_user(
         .first(conn)
         .optional()?;
     let Some(id) = candidate else { return Ok(None) };
-    let taken = diesel::update(
-        ei::table.find(&id).filter(ei::lease_until.is_null().or(ei::lease_until.lt(now))),
-    )
-    .set(ei::lease_until.eq(Some(lease_until)))
-    .execute(conn)?;
+    let taken = diesel::update(ei::table.find(&id).filter(ei::lease_until.is_null().or(ei::lease_until.lt(now))))
+        .set(ei::lease_until.eq(Some(lease_until)))
+        .execute(conn)?;
     if taken == 0 {
         return Ok(None);
     }

@@ -127,15 +127,8 @@ pub async fn create(identity: &Identity, body: NewUser) -> Result<UserView, Iden
     let created = identity
         .db
         .run(move |conn| {
-            let made = create_local_user(
-                conn,
-                &body.username,
-                &body.password,
-                body.email.as_deref(),
-                body.is_admin,
-                &channel,
-                now,
-            );
+            let made =
+                create_local_user(conn, &body.username, &body.password, body.email.as_deref(), body.is_admin, &channel, now);
             Ok(match made {
                 Ok(row) => Ok(db_users::view_by_id(conn, &row.id)?),
                 Err(CreateUserError::Db(e)) => return Err(e),

@@ -195,9 +195,7 @@ pub async fn change_password(
     let now = identity.clock.now_naive();
     let id = user.id.clone();
     identity.db.run(move |conn| db::users::set_password_hash(conn, &id, &hash, now)).await?;
-    identity
-        .end_credentials(&user.id, super::EndWhich { keep_session: keep.as_deref(), api_tokens: !keep_api_tokens })
-        .await?;
+    identity.end_credentials(&user.id, super::EndWhich { keep_session: keep.as_deref(), api_tokens: !keep_api_tokens }).await?;
     Ok(())
 }
 

@@ -28,14 +28,41 @@ pub const MAX_CLAIMS: usize = 8 * 1024;
 /// Compared without case.
 pub const RESERVED_CLAIMS: [&str; 32] = [
     // RFC 7519 / RFC 9068 / OpenID Connect.
-    "iss", "sub", "aud", "exp", "nbf", "iat", "jti", "scope", "scp", "client_id", "auth_time", "acr", "amr", "typ", "cnf",
-    "azp", "sid", "nonce",
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "nbf",
+    "iat",
+    "jti",
+    "scope",
+    "scp",
+    "client_id",
+    "auth_time",
+    "acr",
+    "amr",
+    "typ",
+    "cnf",
+    "azp",
+    "sid",
+    "nonce",
     // What doorman puts in users' tokens.
-    "preferred_username", "channel", "email", "email_verified", "name",
+    "preferred_username",
+    "channel",
+    "email",
+    "email_verified",
+    "name",
     // The access cookie's own claims.
-    "usr", "ch", "adm", "ext", "vu",
+    "usr",
+    "ch",
+    "adm",
+    "ext",
+    "vu",
     // What services commonly read as a user's rights.
-    "is_admin", "groups", "roles", "username",
+    "is_admin",
+    "groups",
+    "roles",
+    "username",
 ];
 
 /// Whether a client's claim `name` is one doorman sets itself.

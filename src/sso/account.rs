@@ -154,7 +154,9 @@ pub async fn link(sso: &Sso, provider_id: &str, profile: ExternalProfile, user_i
         .db
         .run(move |conn| {
             db::write_transaction(conn, |conn| {
-                let Some(user) = users::find(conn, &user_id)? else { return Ok(Err(OidcError::Identity(IdentityError::InvalidSession))) };
+                let Some(user) = users::find(conn, &user_id)? else {
+                    return Ok(Err(OidcError::Identity(IdentityError::InvalidSession)));
+                };
                 if let Err(e) = crate::identity::check_status(&user) {
                     return Ok(Err(OidcError::Identity(e)));
                 }

@@ -127,8 +127,7 @@ pub async fn finish(sso: &Sso, pending: Option<PendingLogin>, query: CallbackQue
     let profile = profile(sso, &ready, &provider.settings.access.groups_claim, &response, &claims, &id_token).await?;
     provider_time += waited.elapsed();
     let rules = &provider.settings.access;
-    let facts =
-        Facts { email: profile.email.clone(), email_verified: profile.email_verified, groups: profile.groups.clone() };
+    let facts = Facts { email: profile.email.clone(), email_verified: profile.email_verified, groups: profile.groups.clone() };
     let verdict = rules::check(rules, &facts).map_err(OidcError::AccessDenied)?;
     if let Some(user_id) = &pending.link_user {
         account::link(sso, &provider.settings.id, profile, user_id).await?;

@@ -10,9 +10,9 @@ use chrono::{NaiveDateTime, TimeDelta};
 use openidconnect::{OAuth2TokenResponse, RefreshToken, RequestTokenError, SubjectIdentifier, TokenResponse as _};
 
 use super::account::{next_refresh_at, refresh_token_context};
+use super::flow;
 use super::id_token::{self, Expected};
 use super::rules::{self, Facts};
-use super::flow;
 use super::{OidcError, Sso};
 use crate::db::identities::{self, IdentityRow};
 use crate::db::users;

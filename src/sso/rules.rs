@@ -44,8 +44,7 @@ pub fn check(rules: &AccessRules, facts: &Facts) -> Result<Verdict, String> {
     if !rules.allowed_groups.is_empty() && !rules.allowed_groups.iter().any(|g| facts.groups.contains(g)) {
         return Err(format!("allowed_groups: you are in none of the groups allowed to sign in here ({})", rules.groups_claim));
     }
-    let is_admin =
-        (!rules.admin_groups.is_empty()).then(|| rules.admin_groups.iter().any(|g| facts.groups.contains(g)));
+    let is_admin = (!rules.admin_groups.is_empty()).then(|| rules.admin_groups.iter().any(|g| facts.groups.contains(g)));
     Ok(Verdict { is_admin })
 }
 

@@ -66,10 +66,7 @@ pub async fn show(state: web::Data<AppState>, req: HttpRequest, query: web::Quer
     let csrf = req.cookie(CSRF).map(|c| c.value().to_string()).unwrap_or_default();
     let body = state
         .templates
-        .render(
-            "admin.html",
-            minijinja::context! { users => users, csrf => csrf, admin => principal.username, done => done },
-        )
+        .render("admin.html", minijinja::context! { users => users, csrf => csrf, admin => principal.username, done => done })
         .map_err(|e| internal(&e))?;
     Ok(page(actix_web::http::StatusCode::OK, body))
 }
@@ -100,7 +97,8 @@ fn check_form_csrf(req: &HttpRequest, form: &ActionForm) -> Result<(), IdentityE
 }
 
 fn back(done: &str, name: &str) -> HttpResponse {
-    let query: String = url::form_urlencoded::Serializer::new(String::new()).append_pair("done", &format!("{done}:{name}")).finish();
+    let query: String =
+        url::form_urlencoded::Serializer::new(String::new()).append_pair("done", &format!("{done}:{name}")).finish();
     HttpResponse::SeeOther().insert_header((header::LOCATION, format!("/admin?{query}"))).finish()
 }
 

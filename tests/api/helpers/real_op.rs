@@ -126,6 +126,12 @@ impl RealOp {
         reqwest::get(format!("{}/test/stats", self.issuer)).await.unwrap().json().await.unwrap()
     }
 
+    /// Adds an account or replaces the one with its `sub` (e.g. changed `groups`).
+    pub async fn put_account(&self, account: Value) {
+        let response = reqwest::Client::new().post(format!("{}/test/accounts", self.issuer)).json(&account).send().await.unwrap();
+        assert!(response.status().is_success(), "{:?}", response.text().await);
+    }
+
     pub async fn delete_account(&self, sub: &str) {
         let response = reqwest::Client::new().post(format!("{}/test/accounts/{sub}/delete", self.issuer)).send().await.unwrap();
         assert!(response.status().is_success());

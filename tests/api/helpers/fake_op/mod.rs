@@ -376,8 +376,7 @@ fn id_token(op: &OpState, nonce: Option<&str>, access_token: &str) -> String {
     if let Some(groups) = &k.groups {
         extra.other.insert("groups".into(), serde_json::json!(groups));
     }
-    let mut claims =
-        openidconnect::IdTokenClaims::new(IssuerUrl::new(issuer).unwrap(), audiences, exp, iat, standard, extra);
+    let mut claims = openidconnect::IdTokenClaims::new(IssuerUrl::new(issuer).unwrap(), audiences, exp, iat, standard, extra);
     if let Some(azp) = &k.azp {
         claims = claims.set_authorized_party(Some(openidconnect::ClientId::new(azp.clone())));
     }
