@@ -235,3 +235,31 @@ async fn password_changes_revoke_api_tokens(backend: Backend) {
     assert_error(app.put_json("/users/bob/password", &reset).await, 400, "invalid_input").await;
 }
 both_backends!(password_changes_revoke_api_tokens);
+
+async fn admin_page_is_for_admins_and_checks_csrf(backend: Backend) {
+    let (app, bob) = setup(backend).await;
+    let signed_out = app.another_browser().get("/admin").await;
+    assert_eq!(signed_out.status(), 302);
+    assert_eq!(signed_out.headers()["location"], "/login?next=/admin");
+    assert_eq!(bob.get("/admin").await.status(), 403);
+    let page = app.get("/admin").await;
+    assert_eq!(page.status(), 200);
+    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(!csp.contains("unsafe-inline'; script") && !csp.contains("script-src"), "no script allowed: {csp}");
+    assert!(page.text().await.unwrap().contains("id=\"none\""));
+    // A form post without the csrftoken cookie's value is refused.
+    let forged = app.client.post(app.url("/admin/users/bob/approve")).form(&[("csrf", "forged")]).send().await.unwrap();
+    assert_error(forged, 403, "csrf_failed").await;
+    let csrf = app.cookie("csrftoken").unwrap();
+    let not_pending = app.client.post(app.url("/admin/users/bob/reject")).form(&[("csrf", csrf.as_str())]).send().await.unwrap();
+    assert_error(not_pending, 409, "not_pending").await;
+    let by_bob = bob
+        .client
+        .post(bob.url("/admin/users/bob/approve"))
+        .form(&[("csrf", bob.cookie("csrftoken").unwrap().as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_error(by_bob, 403, "insufficient_scope").await;
+}
+both_backends!(admin_page_is_for_admins_and_checks_csrf);
