@@ -3,6 +3,7 @@
 //
 //   node tests/browser/admin_approval.mjs BASE_URL USERNAME PASSWORD APPROVE REJECT [SCREENSHOT.png]
 //
+// With SCREENSHOT.png, the page with the pending users is also kept as SCREENSHOT-before.png.
 // Prints one line:
 //   {"ok":true,"before":[pending usernames],"after_approve":[...],"after_reject":[...],
 //    "notices":["<#done text after approve>","<after reject>"],"csp_errors":N}      exit 0
@@ -38,6 +39,7 @@ if (!baseArg || !username || !password || !approve || !reject) {
     const response = await page.goto(new URL('/admin', base).href, { waitUntil: 'load' });
     if (!response || response.status() !== 200) throw new Error(`GET /admin answered ${response?.status()}`);
     const before = await pending();
+    if (screenshot) await page.screenshot({ path: screenshot.replace(/\.png$/, '-before.png'), fullPage: true });
 
     await Promise.all([page.waitForURL(/\/admin\?done=/), page.click(`[id="approve-${approve}"]`)]);
     await page.waitForLoadState('load');
