@@ -57,7 +57,7 @@ pub fn next_refresh_at(settings: &AuthSettings, valid_until: NaiveDateTime) -> N
 /// How a sign-in through a provider ended.
 pub enum SignedIn {
     /// The user and their new browser session.
-    Session(Box<UserView>, NewSession),
+    Session(Box<(UserView, NewSession)>),
     /// The user is stored but waits for an administrator (no session).
     Pending,
     /// The user is disabled (no session).
@@ -125,7 +125,7 @@ pub async fn sign_in(
             Err(err) => return Err(err.into()),
             Ok(Some(Stored::Session(user, row))) => {
                 session.row = row;
-                return Ok(SignedIn::Session(user, session));
+                return Ok(SignedIn::Session(Box::new((*user, session))));
             }
             Ok(Some(Stored::Pending)) => return Ok(SignedIn::Pending),
             Ok(Some(Stored::Disabled)) => return Ok(SignedIn::Disabled),

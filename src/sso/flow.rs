@@ -144,7 +144,8 @@ pub async fn finish(sso: &Sso, pending: Option<PendingLogin>, query: CallbackQue
         channel: rules.channel.clone().unwrap_or_else(|| sso.settings.auth.default_channel.clone()),
     };
     match account::sign_in(sso, &provider.settings.id, profile, admission, provider_login).await? {
-        SignedIn::Session(user, session) => {
+        SignedIn::Session(signed_in) => {
+            let (user, session) = *signed_in;
             let credentials = sso.identity.sessions.credentials(session, &user);
             Ok(Completed { credentials: Some(credentials), next: pending.next, provider_time })
         }

@@ -37,7 +37,7 @@ pub fn check(rules: &AccessRules, facts: &Facts) -> Result<Verdict, String> {
             return Err(format!("{rule}: the e-mail address {email:?} is not verified at the provider"));
         }
         let domain = email.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()).unwrap_or_default();
-        if !rules.allowed_email_domains.iter().any(|d| *d == domain) {
+        if !rules.allowed_email_domains.contains(&domain) {
             return Err(format!("{rule}: e-mail addresses at {domain:?} may not sign in here"));
         }
     }
