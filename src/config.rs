@@ -141,6 +141,39 @@ struct RawProvider {
     client_secret: Option<String>,
     #[serde(default = "default_scopes")]
     scopes: Vec<String>,
+    /// A verified e-mail in one of these domains is required (empty: any).
+    #[serde(default)]
+    allowed_email_domains: Vec<String>,
+    /// The claim (ID token or userinfo) listing the user's groups.
+    #[serde(default = "default_groups_claim")]
+    groups_claim: String,
+    /// Non-empty: the user must be in one of these groups.
+    #[serde(default)]
+    allowed_groups: Vec<String>,
+    /// Members are administrators, others are not.
+    #[serde(default)]
+    admin_groups: Vec<String>,
+    /// `automatic`, or `admin`: new users wait for an administrator's approval.
+    #[serde(default = "default_approval")]
+    approval: String,
+    /// Channel of new users from this provider (empty: `auth.default_channel`).
+    #[serde(default)]
+    channel: String,
+    /// Oldest ID token accepted at sign-in (by its `iat`).
+    #[serde(default = "default_max_id_token_age")]
+    max_id_token_age: String,
+}
+
+fn default_groups_claim() -> String {
+    "groups".into()
+}
+
+fn default_approval() -> String {
+    "automatic".into()
+}
+
+fn default_max_id_token_age() -> String {
+    "10m".into()
 }
 
 fn default_scopes() -> Vec<String> {
@@ -291,7 +324,50 @@ pub struct ProviderSettings {
     pub client_id: String,
     pub client_secret: Option<SecretString>,
     pub scopes: Vec<String>,
+    /// Who may enter through this provider, and what they get.
+    pub access: AccessRules,
+    /// Oldest ID token accepted at sign-in, by its `iat` (`max_id_token_age`, default 10m).
+    pub max_id_token_age: Ttl,
 }
+
+/// How a new user from a provider becomes active.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Approval {
+    /// At once.
+    #[default]
+    Automatic,
+    /// Stored as `pending` until an administrator approves them.
+    Admin,
+}
+
+/// A provider's rules on who may enter (see README "Who may sign in").
+#[derive(Debug, Clone)]
+pub struct AccessRules {
+    /// Lower-case domains; empty: any e-mail (or none).
+    pub allowed_email_domains: Vec<String>,
+    pub groups_claim: String,
+    pub allowed_groups: Vec<String>,
+    pub admin_groups: Vec<String>,
+    pub approval: Approval,
+    /// Channel of new users; `None`: `auth.default_channel`.
+    pub channel: Option<String>,
+}
+
+impl Default for AccessRules {
+    fn default() -> Self {
+        Self {
+            allowed_email_domains: Vec::new(),
+            groups_claim: default_groups_claim(),
+            allowed_groups: Vec::new(),
+            admin_groups: Vec::new(),
+            approval: Approval::Automatic,
+            channel: None,
+        }
+    }
+}
+
+/// The default `max_id_token_age`: 10 minutes.
+pub const DEFAULT_MAX_ID_TOKEN_AGE: Ttl = Ttl::from_secs(600);
 
 impl Settings {
     /// Reads defaults, then `file` (when given), then the environment.
@@ -464,13 +540,16 @@ impl RawSettings {
             if !p.scopes.iter().any(|s| s == "openid") {
                 return Err(ConfigError::new(key("scopes"), "must include \"openid\""));
             }
+            let access = access_rules(&key, &p)?;
             providers.push(ProviderSettings {
                 issuer: http_url(&key("issuer"), &p.issuer).map(|_| p.issuer.trim().to_string())?,
+                max_id_token_age: duration(&key("max_id_token_age"), &p.max_id_token_age)?,
                 id: p.id,
                 name: p.name,
                 client_id: p.client_id,
                 client_secret: p.client_secret.filter(|s| !s.is_empty()).map(SecretString::new),
                 scopes: p.scopes,
+                access,
             });
         }
 
@@ -488,6 +567,56 @@ impl RawSettings {
             providers,
         })
     }
+}
+
+/// A provider's access rules, each value checked; an error names its key.
+fn access_rules(key: &dyn Fn(&str) -> String, p: &RawProvider) -> Result<AccessRules, ConfigError> {
+    let mut domains = Vec::new();
+    for domain in &p.allowed_email_domains {
+        let d = domain.trim().to_ascii_lowercase();
+        let label_ok = |l: &str| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+        if !d.contains('.') || !d.split('.').all(label_ok) {
+            return Err(ConfigError::new(
+                key("allowed_email_domains"),
+                format!("invalid domain {domain:?}: write e.g. \"example.com\" (no @, no wildcard)"),
+            ));
+        }
+        domains.push(d);
+    }
+    let groups_claim = p.groups_claim.trim().to_string();
+    if groups_claim.is_empty() {
+        return Err(ConfigError::new(key("groups_claim"), "must not be empty"));
+    }
+    let groups = |field: &str, list: &[String]| -> Result<Vec<String>, ConfigError> {
+        list.iter()
+            .map(|g| {
+                if g.trim().is_empty() {
+                    Err(ConfigError::new(key(field), "a group name must not be empty"))
+                } else {
+                    Ok(g.trim().to_string())
+                }
+            })
+            .collect()
+    };
+    let approval = match p.approval.trim() {
+        "automatic" => Approval::Automatic,
+        "admin" => Approval::Admin,
+        other => {
+            return Err(ConfigError::new(key("approval"), format!("invalid value {other:?}: use \"automatic\" or \"admin\"")))
+        }
+    };
+    let channel = p.channel.trim();
+    if channel.chars().any(char::is_control) || channel.len() > 150 {
+        return Err(ConfigError::new(key("channel"), "at most 150 printable characters"));
+    }
+    Ok(AccessRules {
+        allowed_email_domains: domains,
+        groups_claim,
+        allowed_groups: groups("allowed_groups", &p.allowed_groups)?,
+        admin_groups: groups("admin_groups", &p.admin_groups)?,
+        approval,
+        channel: Some(channel.to_string()).filter(|c| !c.is_empty()),
+    })
 }
 
 /// The key used when none is configured: made once and kept in a 0600 file
@@ -572,6 +701,49 @@ mod tests {
             format!("[auth]\n{KEY}\n[[oidc.providers]]\nid = \"a\"\nname = \"A\"\nissuer = \"not a url\"\nclient_id = \"c\"");
         let err = Settings::from_toml(&text).unwrap_err();
         assert!(err.to_string().starts_with("config: oidc.providers[0].issuer: invalid URL"), "{err}");
+    }
+
+    fn provider(extra: &str) -> String {
+        format!(
+            "[auth]\n{KEY}\n[[oidc.providers]]\nid = \"a\"\nname = \"A\"\nissuer = \"https://idp.example.com\"\nclient_id = \"c\"\n{extra}"
+        )
+    }
+
+    #[test]
+    fn access_rules_are_read_and_checked() {
+        let s = Settings::from_toml(&provider(
+            "allowed_email_domains = [\"Example.COM\"]\nallowed_groups = [\"staff\"]\nadmin_groups = [\"ops\"]\napproval = \"admin\"\nchannel = \"team\"\nmax_id_token_age = \"5m\"",
+        ))
+        .unwrap();
+        let p = &s.providers[0];
+        assert_eq!(p.access.allowed_email_domains, ["example.com"]);
+        assert_eq!(p.access.groups_claim, "groups");
+        assert_eq!(p.access.approval, Approval::Admin);
+        assert_eq!(p.access.channel.as_deref(), Some("team"));
+        assert_eq!(p.max_id_token_age, Ttl::from_secs(300));
+        let d = Settings::from_toml(&provider("")).unwrap();
+        assert_eq!(d.providers[0].max_id_token_age, DEFAULT_MAX_ID_TOKEN_AGE);
+        assert_eq!(d.providers[0].access.approval, Approval::Automatic);
+
+        let err = Settings::from_toml(&provider("approval = \"manual\"")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "config: oidc.providers[0].approval: invalid value \"manual\": use \"automatic\" or \"admin\""
+        );
+        let err = Settings::from_toml(&provider("allowed_email_domains = [\"*.example.com\"]")).unwrap_err();
+        assert!(err.to_string().starts_with("config: oidc.providers[0].allowed_email_domains: invalid domain"), "{err}");
+        let err = Settings::from_toml(&provider("allowed_email_domains = [\"@example.com\"]")).unwrap_err();
+        assert!(err.to_string().starts_with("config: oidc.providers[0].allowed_email_domains:"), "{err}");
+        let err = Settings::from_toml(&provider("groups_claim = \"\"")).unwrap_err();
+        assert_eq!(err.to_string(), "config: oidc.providers[0].groups_claim: must not be empty");
+        let err = Settings::from_toml(&provider("admin_groups = [\" \"]")).unwrap_err();
+        assert_eq!(err.to_string(), "config: oidc.providers[0].admin_groups: a group name must not be empty");
+        let err = Settings::from_toml(&provider("max_id_token_age = \"ten\"")).unwrap_err();
+        assert!(err.to_string().starts_with("config: oidc.providers[0].max_id_token_age: invalid duration"), "{err}");
+        let err = Settings::from_toml(&provider("allowed_groups = \"staff\"")).unwrap_err();
+        assert!(err.to_string().starts_with("config: oidc.providers.0.allowed_groups: invalid type"), "{err}");
+        let err = Settings::from_toml(&provider("admin_group = [\"x\"]")).unwrap_err();
+        assert!(err.to_string().contains("admin_group: unknown key"), "{err}");
     }
 
     #[test]

@@ -39,8 +39,25 @@ pub fn find_by_subject(conn: &mut DbConnection, issuer: &str, subject: &str) -> 
         .optional()
 }
 
+/// The first identity of a user (a user may have several once linked).
 pub fn find_by_user(conn: &mut DbConnection, user_id: &str) -> QueryResult<Option<IdentityRow>> {
-    ei::table.filter(ei::user_id.eq(user_id)).select(IdentityRow::as_select()).first(conn).optional()
+    ei::table
+        .filter(ei::user_id.eq(user_id))
+        .order((ei::created_at.asc(), ei::id.asc()))
+        .select(IdentityRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// The identity of a user at provider `provider_id`.
+pub fn find_by_user_provider(conn: &mut DbConnection, user_id: &str, provider_id: &str) -> QueryResult<Option<IdentityRow>> {
+    ei::table
+        .filter(ei::user_id.eq(user_id))
+        .filter(ei::provider_id.eq(provider_id))
+        .order((ei::created_at.asc(), ei::id.asc()))
+        .select(IdentityRow::as_select())
+        .first(conn)
+        .optional()
 }
 
 /// Records a fresh sign-in: `valid_until`, the refresh token (if any) and
@@ -133,18 +150,23 @@ pub fn claim_user(
     now: NaiveDateTime,
     lease_until: NaiveDateTime,
 ) -> QueryResult<Option<IdentityRow>> {
-    let taken = diesel::update(
-        ei::table
-            .filter(ei::user_id.eq(user_id))
-            .filter(ei::refresh_state.eq(refresh_state::ACTIVE))
-            .filter(ei::lease_until.is_null().or(ei::lease_until.lt(now))),
-    )
-    .set(ei::lease_until.eq(Some(lease_until)))
-    .execute(conn)?;
+    // A linked user may have several identities: the one whose `valid_until` runs longest.
+    let candidate: Option<String> = ei::table
+        .filter(ei::user_id.eq(user_id))
+        .filter(ei::refresh_state.eq(refresh_state::ACTIVE))
+        .filter(ei::lease_until.is_null().or(ei::lease_until.lt(now)))
+        .order(ei::valid_until.desc())
+        .select(ei::id)
+        .first(conn)
+        .optional()?;
+    let Some(id) = candidate else { return Ok(None) };
+    let taken = diesel::update(ei::table.find(&id).filter(ei::lease_until.is_null().or(ei::lease_until.lt(now))))
+        .set(ei::lease_until.eq(Some(lease_until)))
+        .execute(conn)?;
     if taken == 0 {
         return Ok(None);
     }
-    find_by_user(conn, user_id)
+    ei::table.find(&id).select(IdentityRow::as_select()).first(conn).optional()
 }
 
 /// A successful refresh: `valid_until` moves; a rotated refresh token replaces the old one.

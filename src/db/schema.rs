@@ -12,6 +12,8 @@ diesel::table! {
         channel -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        status -> Text,
+        last_login_at -> Nullable<Timestamp>,
     }
 }
 

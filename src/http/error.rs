@@ -165,6 +165,22 @@ impl From<IdentityError> for ApiError {
             InvalidInput(message) => ApiError::bad_request("invalid_input", message),
             PasswordLoginDisabled => ApiError::forbidden("password_login_disabled", "password login is turned off"),
             NotFound(message) => ApiError::not_found(message),
+            AccountDisabled => ApiError::forbidden("account_disabled", "this account is disabled; ask an administrator"),
+            ApprovalPending => ApiError::forbidden(
+                "approval_pending",
+                "your account waits for an administrator's approval; you can sign in once it is approved",
+            ),
+            LastAdmin => ApiError::new(
+                StatusCode::CONFLICT,
+                "last_admin",
+                "the last active administrator cannot be demoted, disabled or deleted",
+            ),
+            UsernameTaken(name) => ApiError::new(
+                StatusCode::CONFLICT,
+                "username_taken",
+                if name.is_empty() { "this username is taken".to_string() } else { format!("the username {name:?} is taken") },
+            ),
+            NotPending => ApiError::new(StatusCode::CONFLICT, "not_pending", "the user is not waiting for approval"),
         }
     }
 }
@@ -246,6 +262,11 @@ impl From<OidcError> for ApiError {
                 log::info!("single sign-on refused: {err}");
                 ApiError::new(StatusCode::FORBIDDEN, code, err.to_string())
             }
+            AccessDenied(_) => {
+                log::info!("single sign-on refused by the provider's rules: {err}");
+                ApiError::new(StatusCode::FORBIDDEN, code, err.to_string())
+            }
+            IdentityTaken => ApiError::new(StatusCode::CONFLICT, code, err.to_string()),
             other => {
                 log::warn!("single sign-on failed: {}", chain(&other));
                 ApiError::bad_request(code, other.to_string())

@@ -15,6 +15,7 @@ impl Templates {
         env.add_template("login.html", include_str!("../../templates/login.html"))?;
         env.add_template("signed_in.html", include_str!("../../templates/signed_in.html"))?;
         env.add_template("error.html", include_str!("../../templates/error.html"))?;
+        env.add_template("admin.html", include_str!("../../templates/admin.html"))?;
         Ok(Self { env })
     }
 

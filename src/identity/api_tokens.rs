@@ -209,6 +209,9 @@ impl ApiTokens {
                     return Ok(None);
                 }
                 let Some(user) = db::users::view_by_id(conn, &row.user_id)? else { return Ok(None) };
+                if !user.user.is_active() {
+                    return Ok(None);
+                }
                 db::api_tokens::touch(conn, &row.id, now)?;
                 Ok(Some((row, user)))
             })
@@ -219,6 +222,14 @@ impl ApiTokens {
             expires_at: row.expires_at.and_utc(),
             user,
         }))
+    }
+
+    /// Forgets cached views of these tokens (by hash), so this instance reads
+    /// them again (and refuses revoked ones) at their next use.
+    pub fn forget_tokens(&self, hashes: &[String]) {
+        for hash in hashes {
+            self.cache.invalidate(hash);
+        }
     }
 
     /// The caller's live tokens; with `all`, everyone's (needs `users:admin`).

@@ -5,6 +5,7 @@
 //! still vouch for an external user?) it asks through [`ExternalValidity`].
 
 pub mod access;
+pub mod admin;
 pub mod api_tokens;
 pub mod password;
 pub mod principal;
@@ -63,6 +64,16 @@ pub enum IdentityError {
     PasswordLoginDisabled,
     #[error("not found: {0}")]
     NotFound(String),
+    #[error("this account is disabled")]
+    AccountDisabled,
+    #[error("this account waits for an administrator's approval")]
+    ApprovalPending,
+    #[error("the last active administrator cannot be demoted, disabled or deleted")]
+    LastAdmin,
+    #[error("the username {0:?} is taken")]
+    UsernameTaken(String),
+    #[error("the user is not waiting for approval")]
+    NotPending,
 }
 
 /// Asks the identity provider of an external user to vouch for them again.
@@ -94,6 +105,67 @@ impl Identity {
             db,
             clock,
         }
+    }
+}
+
+/// What [`Identity::end_credentials`] ended on this instance.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct EndedCredentials {
+    /// Ids of the browser sessions ended.
+    pub session_ids: Vec<String>,
+    /// Hashes of the API tokens revoked.
+    pub token_hashes: Vec<String>,
+}
+
+/// Which of a user's credentials to end.
+#[derive(Debug, Clone, Copy)]
+pub struct EndWhich<'a> {
+    /// A browser session to keep (the caller's own, at a password change).
+    pub keep_session: Option<&'a str>,
+    /// Whether API tokens end too.
+    pub api_tokens: bool,
+}
+
+impl Identity {
+    /// Ends every browser session and API token of `user_id` at once on this
+    /// instance (disabling, deleting, an administrator's sign-out): revoked in
+    /// the database, then forgotten by the session and token caches, so the
+    /// access cookie (through `Sessions::is_live`) and every bearer token are
+    /// refused from the next request on.
+    pub async fn end_all_credentials(&self, user_id: &str) -> Result<EndedCredentials, IdentityError> {
+        self.end_credentials(user_id, EndWhich { keep_session: None, api_tokens: true }).await
+    }
+
+    /// The one place where credentials of a user end for any cause (see
+    /// [`Identity::end_all_credentials`]; a password change keeps the
+    /// caller's session): revokes, then forgets them in this instance's caches.
+    pub async fn end_credentials(&self, user_id: &str, which: EndWhich<'_>) -> Result<EndedCredentials, IdentityError> {
+        let (user_id, keep) = (user_id.to_string(), which.keep_session.map(str::to_string));
+        let api_tokens = which.api_tokens;
+        let now = self.clock.now_naive();
+        let ended = self
+            .db
+            .run(move |conn| {
+                crate::db::write_transaction(conn, |conn| {
+                    let session_ids = crate::db::sessions::revoke_all_for_user(conn, &user_id, keep.as_deref(), now)?;
+                    let token_hashes =
+                        if api_tokens { crate::db::api_tokens::revoke_all_for_user(conn, &user_id, now)? } else { Vec::new() };
+                    Ok(EndedCredentials { session_ids, token_hashes })
+                })
+            })
+            .await?;
+        self.sessions.forget(&ended.session_ids);
+        self.tokens.forget_tokens(&ended.token_hashes);
+        Ok(ended)
+    }
+}
+
+/// Refuses a user who may not hold credentials now.
+pub fn check_status(user: &crate::db::users::UserRow) -> Result<(), IdentityError> {
+    match user.status.as_str() {
+        crate::db::users::status::ACTIVE => Ok(()),
+        crate::db::users::status::PENDING => Err(IdentityError::ApprovalPending),
+        _ => Err(IdentityError::AccountDisabled),
     }
 }
 

@@ -56,8 +56,8 @@ impl Principal {
     }
 }
 
-/// A user as `GET /me` and `GET /users` show them: the one JSON projection
-/// of a user, from a stored row or from an authenticated caller.
+/// A user as `GET /me` and the `/users` endpoints show them: the one JSON
+/// projection of a stored user.
 #[derive(Debug, Serialize)]
 pub struct UserJson {
     pub username: String,
@@ -65,6 +65,12 @@ pub struct UserJson {
     pub channel: String,
     pub is_admin: bool,
     pub is_external_user: bool,
+    /// `active`, `pending` or `disabled`.
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub last_login_at: Option<DateTime<Utc>>,
+    /// Ids of the providers the user signs in with.
+    pub providers: Vec<String>,
     pub valid_until: Option<DateTime<Utc>>,
 }
 
@@ -76,20 +82,11 @@ impl From<&UserView> for UserJson {
             channel: v.user.channel.clone(),
             is_admin: v.user.is_admin,
             is_external_user: v.user.is_external,
+            status: v.user.status.clone(),
+            created_at: v.user.created_at.and_utc(),
+            last_login_at: v.user.last_login_at.map(|t| t.and_utc()),
+            providers: v.providers.clone(),
             valid_until: v.valid_until.map(|t| t.and_utc()),
-        }
-    }
-}
-
-impl From<&Principal> for UserJson {
-    fn from(p: &Principal) -> Self {
-        Self {
-            username: p.username.clone(),
-            email: p.email.clone(),
-            channel: p.channel.clone(),
-            is_admin: p.is_admin,
-            is_external_user: p.is_external,
-            valid_until: p.valid_until,
         }
     }
 }

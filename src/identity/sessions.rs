@@ -111,7 +111,7 @@ impl Sessions {
             })
             .await?;
         match found {
-            Some((session, user)) if session.is_live(self.clock.now_naive()) => Ok((session, user)),
+            Some((session, user)) if session.is_live(self.clock.now_naive()) && user.user.is_active() => Ok((session, user)),
             _ => Err(IdentityError::InvalidSession),
         }
     }

@@ -65,6 +65,8 @@ pub fn new_user_row(
         channel: channel.to_string(),
         created_at: now,
         updated_at: now,
+        status: db::users::status::ACTIVE.to_string(),
+        last_login_at: None,
     }
 }
 
@@ -140,6 +142,10 @@ pub async fn password_login(identity: &Identity, username: &str, password: &str)
     match view {
         Some(view) if matches => {
             identity.throttle.succeed(username);
+            // Only someone who knows the password learns that the account is disabled.
+            super::check_status(&view.user)?;
+            let (id, now) = (view.user.id.clone(), identity.clock.now_naive());
+            identity.db.run(move |conn| db::users::record_login(conn, &id, now)).await?;
             Ok(view)
         }
         _ => {
@@ -150,15 +156,18 @@ pub async fn password_login(identity: &Identity, username: &str, password: &str)
 }
 
 /// `PUT /users/{username}/password`: the user with their old password, or
-/// an admin without. Ends the user's other browser sessions.
+/// an admin without. Ends the user's other browser sessions and revokes
+/// their API tokens; a change of one's own password may keep the tokens
+/// with `keep_api_tokens`.
 pub async fn change_password(
     identity: &Identity,
     caller: &Principal,
     target: &str,
     new_password: String,
     old_password: Option<String>,
+    keep_api_tokens: bool,
 ) -> Result<(), IdentityError> {
-    let is_self = caller.username == target;
+    let is_self = caller.username.eq_ignore_ascii_case(target);
     let as_admin = caller.scopes.contains(Scope::UsersAdmin);
     if !is_self && !as_admin {
         return Err(IdentityError::InsufficientScope(Scope::UsersAdmin));
@@ -178,19 +187,15 @@ pub async fn change_password(
             return Err(IdentityError::Forbidden("old_password is wrong".into()));
         }
     }
+    if keep_api_tokens && !is_self {
+        return Err(IdentityError::InvalidInput("keep_api_tokens applies only to a change of your own password".into()));
+    }
     let hash = password::hash_blocking(new_password).await?;
     let keep = if is_self { caller.session_id().map(str::to_string) } else { None };
     let now = identity.clock.now_naive();
-    let ended = identity
-        .db
-        .run(move |conn| {
-            db::write_transaction(conn, |conn| {
-                db::users::set_password_hash(conn, &user.id, &hash, now)?;
-                db::sessions::revoke_all_for_user(conn, &user.id, keep.as_deref(), now)
-            })
-        })
-        .await?;
-    identity.sessions.forget(&ended);
+    let id = user.id.clone();
+    identity.db.run(move |conn| db::users::set_password_hash(conn, &id, &hash, now)).await?;
+    identity.end_credentials(&user.id, super::EndWhich { keep_session: keep.as_deref(), api_tokens: !keep_api_tokens }).await?;
     Ok(())
 }
 

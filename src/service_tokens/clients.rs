@@ -22,9 +22,53 @@ pub const CLIENT_SECRET: OpaqueToken = OpaqueToken::new("dmc_");
 pub const MAX_NAME: usize = 100;
 /// Largest `--claims` JSON.
 pub const MAX_CLAIMS: usize = 8 * 1024;
-/// Claims a client cannot set: the token's own (RFC 7519, RFC 9068).
-pub const RESERVED_CLAIMS: [&str; 14] =
-    ["iss", "sub", "aud", "exp", "nbf", "iat", "jti", "scope", "client_id", "auth_time", "acr", "amr", "typ", "cnf"];
+/// Claims a client cannot set: the token's own (RFC 7519, RFC 9068), and
+/// every claim doorman gives users' tokens (service JWTs and the access
+/// cookie), so a machine client can never pass for a user or an admin.
+/// Compared without case.
+pub const RESERVED_CLAIMS: [&str; 32] = [
+    // RFC 7519 / RFC 9068 / OpenID Connect.
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "nbf",
+    "iat",
+    "jti",
+    "scope",
+    "scp",
+    "client_id",
+    "auth_time",
+    "acr",
+    "amr",
+    "typ",
+    "cnf",
+    "azp",
+    "sid",
+    "nonce",
+    // What doorman puts in users' tokens.
+    "preferred_username",
+    "channel",
+    "email",
+    "email_verified",
+    "name",
+    // The access cookie's own claims.
+    "usr",
+    "ch",
+    "adm",
+    "ext",
+    "vu",
+    // What services commonly read as a user's rights.
+    "is_admin",
+    "groups",
+    "roles",
+    "username",
+];
+
+/// Whether a client's claim `name` is one doorman sets itself.
+pub fn is_reserved(name: &str) -> bool {
+    RESERVED_CLAIMS.iter().any(|r| r.eq_ignore_ascii_case(name))
+}
 
 /// A client as the token endpoint uses it.
 #[derive(Debug)]
@@ -76,7 +120,7 @@ pub fn parse_claims(text: &str) -> Result<Map<String, Value>, String> {
     }
     let value: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
     let Value::Object(map) = value else { return Err("must be a JSON object".into()) };
-    if let Some(reserved) = map.keys().find(|k| RESERVED_CLAIMS.contains(&k.as_str())) {
+    if let Some(reserved) = map.keys().find(|k| is_reserved(k)) {
         return Err(format!("{reserved:?} is set by doorman"));
     }
     Ok(map)
@@ -224,6 +268,10 @@ mod tests {
     fn claims_and_scopes() {
         assert!(parse_claims(r#"{"queues": {"gpu": 10, "cpu": 1}}"#).is_ok());
         assert!(parse_claims(r#"{"sub": "admin"}"#).unwrap_err().contains("sub"));
+        for claim in ["preferred_username", "channel", "scope", "Channel", "PREFERRED_USERNAME", "email", "adm", "is_admin"] {
+            let err = parse_claims(&format!("{{\"{claim}\": \"x\"}}")).unwrap_err();
+            assert!(err.contains("is set by doorman"), "{claim}: {err}");
+        }
         assert!(parse_claims("[1]").is_err());
         assert!(parse_claims("{").is_err());
         assert!(valid_scope_token("queue:submit"));

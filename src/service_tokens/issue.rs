@@ -170,7 +170,9 @@ impl ServiceTokens {
             }
             Caller::Client(c) => {
                 let scope = client_scope(&c.scopes, params.scope.as_deref())?;
-                (c.id.clone(), c.id.clone(), scope, c.claims.clone())
+                // Clients stored before a claim became reserved never set it either.
+                let claims = c.claims.iter().filter(|(k, _)| !super::clients::is_reserved(k));
+                (c.id.clone(), c.id.clone(), scope, claims.map(|(k, v)| (k.clone(), v.clone())).collect())
             }
         };
         let claims = ServiceClaims {

@@ -12,6 +12,7 @@ use crate::db::users::{self, UserView};
 use crate::db::{self, DbConnection, DbError};
 use crate::identity::sessions::{NewSession, ProviderLogin};
 use crate::identity::users::{new_user_row, valid_email, Username};
+use crate::identity::IdentityError;
 
 /// What a provider says about a user at sign-in.
 #[derive(Clone)]
@@ -27,6 +28,8 @@ pub struct ExternalProfile {
     pub refresh_token: Option<String>,
     /// The raw ID token (for `id_token_hint` at logout).
     pub id_token: String,
+    /// The user's groups (the provider's `groups_claim`).
+    pub groups: Vec<String>,
 }
 
 impl std::fmt::Debug for ExternalProfile {
@@ -51,14 +54,36 @@ pub fn next_refresh_at(settings: &AuthSettings, valid_until: NaiveDateTime) -> N
     valid_until - settings.refresh_ahead.delta().min(settings.external_validity.delta() / 2)
 }
 
+/// How a sign-in through a provider ended.
+pub enum SignedIn {
+    /// The user and their new browser session.
+    Session(Box<(UserView, NewSession)>),
+    /// The user is stored but waits for an administrator (no session).
+    Pending,
+    /// The user is disabled (no session).
+    Disabled,
+}
+
+/// What the provider's rules decided for this sign-in, and where new users go.
+#[derive(Clone)]
+pub struct Admission {
+    /// `Some`: the admin flag the provider's `admin_groups` give.
+    pub is_admin: Option<bool>,
+    /// New users wait for approval.
+    pub approval: bool,
+    /// Channel of new users.
+    pub channel: String,
+}
+
 /// Records a sign-in in one transaction: the user, created or updated, and
-/// their new browser session.
+/// their new browser session (none for a pending or disabled user).
 pub async fn sign_in(
     sso: &Sso,
     provider_id: &str,
     profile: ExternalProfile,
+    admission: Admission,
     login: ProviderLogin,
-) -> Result<(UserView, NewSession), OidcError> {
+) -> Result<SignedIn, OidcError> {
     let auth = &sso.settings.auth;
     let base_name = base_username(&profile).ok_or(OidcError::NoUsername)?;
     let valid_until = sso.clock.now_naive() + auth.external_validity.delta();
@@ -66,7 +91,7 @@ pub async fn sign_in(
     let new_user = NewExternalUser {
         provider_id: provider_id.to_string(),
         base_name,
-        channel: auth.default_channel.clone(),
+        admission,
         valid_until,
         next_refresh,
         now: sso.clock.now_naive(),
@@ -82,9 +107,15 @@ pub async fn sign_in(
                     let Some(user) = upsert(conn, &vault, &profile, &new_user)? else {
                         return Ok(None);
                     };
+                    match user.user.status.as_str() {
+                        users::status::ACTIVE => {}
+                        users::status::PENDING => return Ok(Some(Stored::Pending)),
+                        _ => return Ok(Some(Stored::Disabled)),
+                    }
+                    users::record_login(conn, &user.user.id, new_user.now)?;
                     row.user_id = user.user.id.clone();
                     db::sessions::insert(conn, &row)?;
-                    Ok(Some((user, row)))
+                    Ok(Some(Stored::Session(Box::new(user), row)))
                 })
             })
             .await;
@@ -92,14 +123,61 @@ pub async fn sign_in(
             // Two first sign-ins of one user at once: the loser finds the winner's row.
             Err(err) if err.is_unique_violation() && attempt < 2 => continue,
             Err(err) => return Err(err.into()),
-            Ok(Some((user, row))) => {
+            Ok(Some(Stored::Session(user, row))) => {
                 session.row = row;
-                return Ok((user, session));
+                return Ok(SignedIn::Session(Box::new((*user, session))));
             }
+            Ok(Some(Stored::Pending)) => return Ok(SignedIn::Pending),
+            Ok(Some(Stored::Disabled)) => return Ok(SignedIn::Disabled),
             Ok(None) => break,
         }
     }
     Err(OidcError::Db(DbError::Query(diesel::result::Error::NotFound)))
+}
+
+enum Stored {
+    Session(Box<UserView>, crate::db::sessions::SessionRow),
+    Pending,
+    Disabled,
+}
+
+/// Adds the provider identity of `profile` to user `user_id` (linking): no
+/// user is created and no session opened. Refused when the identity
+/// belongs to someone else.
+pub async fn link(sso: &Sso, provider_id: &str, profile: ExternalProfile, user_id: &str) -> Result<UserView, OidcError> {
+    let auth = &sso.settings.auth;
+    let now = sso.clock.now_naive();
+    let valid_until = now + auth.external_validity.delta();
+    let next_refresh = profile.refresh_token.as_ref().map(|_| next_refresh_at(auth, valid_until));
+    let (vault, provider_id, user_id) = (sso.vault.clone(), provider_id.to_string(), user_id.to_string());
+    let linked = sso
+        .db
+        .run(move |conn| {
+            db::write_transaction(conn, |conn| {
+                let Some(user) = users::find(conn, &user_id)? else {
+                    return Ok(Err(OidcError::Identity(IdentityError::InvalidSession)));
+                };
+                if let Err(e) = crate::identity::check_status(&user) {
+                    return Ok(Err(OidcError::Identity(e)));
+                }
+                if let Some(identity) = identities::find_by_subject(conn, &profile.issuer, &profile.subject)? {
+                    if identity.user_id != user_id {
+                        return Ok(Err(OidcError::IdentityTaken));
+                    }
+                    let sealed = profile.refresh_token.as_ref().map(|t| vault.seal(&refresh_token_context(&identity.id), t));
+                    identities::record_login(conn, &identity.id, valid_until, sealed.as_deref(), next_refresh, now)?;
+                } else {
+                    insert_identity(conn, &vault, &profile, &provider_id, &user_id, valid_until, next_refresh, now)?;
+                }
+                Ok(users::view_by_id(conn, &user_id)?.ok_or(OidcError::Identity(IdentityError::InvalidSession)))
+            })
+        })
+        .await;
+    match linked {
+        Err(err) if err.is_unique_violation() => Err(OidcError::IdentityTaken),
+        Err(err) => Err(err.into()),
+        Ok(result) => result,
+    }
 }
 
 /// What a first sign-in stores besides the profile.
@@ -107,7 +185,7 @@ pub async fn sign_in(
 struct NewExternalUser {
     provider_id: String,
     base_name: Username,
-    channel: String,
+    admission: Admission,
     valid_until: NaiveDateTime,
     next_refresh: Option<NaiveDateTime>,
     now: NaiveDateTime,
@@ -123,35 +201,57 @@ fn upsert(
     let name = profile.name.as_deref().map(|n| n.chars().filter(|c| !c.is_control()).take(200).collect::<String>());
     if let Some(identity) = identities::find_by_subject(conn, &profile.issuer, &profile.subject)? {
         users::update_profile(conn, &identity.user_id, email, name.as_deref(), new.now)?;
+        if let Some(is_admin) = new.admission.is_admin {
+            let changes = users::UserChanges { is_admin: Some(is_admin), ..Default::default() };
+            users::update(conn, &identity.user_id, &changes)?;
+        }
         let sealed = profile.refresh_token.as_ref().map(|t| vault.seal(&refresh_token_context(&identity.id), t));
         identities::record_login(conn, &identity.id, new.valid_until, sealed.as_deref(), new.next_refresh, new.now)?;
         return users::view_by_id(conn, &identity.user_id);
     }
     let username = unique_username(conn, &new.base_name)?;
-    let mut user = new_user_row(&username, email.map(str::to_string), false, true, &new.channel, new.now);
+    let is_admin = new.admission.is_admin.unwrap_or(false);
+    let mut user = new_user_row(&username, email.map(str::to_string), is_admin, true, &new.admission.channel, new.now);
     user.display_name = name;
+    if new.admission.approval {
+        user.status = users::status::PENDING.to_string();
+    }
     users::insert(conn, &user)?;
+    insert_identity(conn, vault, profile, &new.provider_id, &user.id, new.valid_until, new.next_refresh, new.now)?;
+    users::view_by_id(conn, &user.id)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn insert_identity(
+    conn: &mut DbConnection,
+    vault: &Vault,
+    profile: &ExternalProfile,
+    provider_id: &str,
+    user_id: &str,
+    valid_until: NaiveDateTime,
+    next_refresh: Option<NaiveDateTime>,
+    now: NaiveDateTime,
+) -> diesel::QueryResult<()> {
     let identity_id = db::new_id();
     let sealed = profile.refresh_token.as_ref().map(|t| vault.seal(&refresh_token_context(&identity_id), t));
     identities::insert(
         conn,
         &IdentityRow {
             id: identity_id,
-            user_id: user.id.clone(),
-            provider_id: new.provider_id.clone(),
+            user_id: user_id.to_string(),
+            provider_id: provider_id.to_string(),
             issuer: profile.issuer.clone(),
             subject: profile.subject.clone(),
-            valid_until: new.valid_until,
+            valid_until,
             refresh_state: if sealed.is_some() { "active".into() } else { "none".into() },
             refresh_token_enc: sealed,
             refresh_failures: 0,
-            next_refresh_at: new.next_refresh,
+            next_refresh_at: next_refresh,
             lease_until: None,
-            created_at: new.now,
-            updated_at: new.now,
+            created_at: now,
+            updated_at: now,
         },
-    )?;
-    users::view_by_id(conn, &user.id)
+    )
 }
 
 /// The name a new user is given: from `preferred_username`, else the

@@ -40,6 +40,10 @@ pub enum OidcError {
     UserInfo(String),
     #[error("the provider gave no usable username or e-mail")]
     NoUsername,
+    #[error("access denied: {0}")]
+    AccessDenied(String),
+    #[error("this provider account is already linked to another user")]
+    IdentityTaken,
     #[error("the logout token is invalid: {0}")]
     InvalidLogoutToken(String),
     #[error(transparent)]
@@ -66,6 +70,8 @@ impl OidcError {
             UserInfo(_) => "userinfo_failed",
             NoUsername => "invalid_profile",
             InvalidLogoutToken(_) => "invalid_logout_token",
+            AccessDenied(_) => "access_denied",
+            IdentityTaken => "identity_taken",
             Db(_) | Identity(_) => "internal_error",
         }
     }

@@ -3,21 +3,24 @@
 //! the user in. Each step is a named function returning `OidcError`.
 
 use chrono::TimeDelta;
-use openidconnect::core::{CoreAuthPrompt, CoreAuthenticationFlow, CoreUserInfoClaims};
+use openidconnect::core::{CoreAuthPrompt, CoreAuthenticationFlow, CoreGenderClaim};
 use openidconnect::{
     AccessToken, AuthorizationCode, CsrfToken, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
     RequestTokenError, Scope, SubjectIdentifier, TokenResponse as _,
 };
 use serde::{Deserialize, Serialize};
 
-use super::account::{self, ExternalProfile};
+use super::account::{self, Admission, ExternalProfile, SignedIn};
 use super::id_token::{self, Expected, IdTokenError};
 use super::provider::Ready;
-use super::types::{IdToken, IdTokenClaims, TokenResponse};
+use super::rules::{self, Facts};
+use super::types::{ExtraClaims, IdToken, IdTokenClaims, TokenResponse};
 use super::{OidcError, Sso};
+use crate::config::Approval;
 use crate::crypto::{constant_time_eq, sha256_hex};
 use crate::db;
 use crate::identity::sessions::{ProviderLogin, SessionCredentials};
+use crate::identity::IdentityError;
 
 /// How long a sign-in at the provider may take.
 pub const LIFETIME_SECS: i64 = 600;
@@ -34,6 +37,9 @@ pub struct PendingLogin {
     pub next: String,
     /// Seconds since the epoch.
     pub expires: i64,
+    /// Linking: the signed-in user the provider's identity is added to.
+    #[serde(default)]
+    pub link_user: Option<String>,
 }
 
 /// Where the browser goes to sign in, and the pending login to keep.
@@ -44,7 +50,9 @@ pub struct Redirect {
 
 /// `GET /oidc/authenticate`: the provider's authorization URL with `state`,
 /// `nonce` and a PKCE S256 challenge; `next` is a target the caller vetted.
-pub fn begin(sso: &Sso, provider_id: Option<&str>, next: String) -> Result<Redirect, OidcError> {
+/// With `link_user` (the signed-in user's id), the callback links the
+/// provider's identity to that user instead of signing anyone in.
+pub fn begin(sso: &Sso, provider_id: Option<&str>, next: String, link_user: Option<String>) -> Result<Redirect, OidcError> {
     let provider = sso.providers.choose(provider_id)?;
     let ready = provider.ready()?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
@@ -66,6 +74,7 @@ pub fn begin(sso: &Sso, provider_id: Option<&str>, next: String) -> Result<Redir
         verifier: verifier.secret().clone(),
         next,
         expires: sso.clock.timestamp() + LIFETIME_SECS,
+        link_user,
     };
     Ok(Redirect { url: url.to_string(), pending })
 }
@@ -80,9 +89,9 @@ pub struct CallbackQuery {
     pub error_description: Option<String>,
 }
 
-/// A finished sign-in: the session's credentials and where to go.
+/// A finished sign-in: the session's credentials (none after linking) and where to go.
 pub struct Completed {
-    pub credentials: SessionCredentials,
+    pub credentials: Option<SessionCredentials>,
     pub next: String,
     /// Time spent waiting on the provider (token endpoint, userinfo, keys).
     pub provider_time: std::time::Duration,
@@ -115,16 +124,34 @@ pub async fn finish(sso: &Sso, pending: Option<PendingLogin>, query: CallbackQue
         provider_time += verifying.elapsed();
     }
     let waited = std::time::Instant::now();
-    let profile = profile(sso, &ready, &response, &claims, &id_token).await?;
+    let profile = profile(sso, &ready, &provider.settings.access.groups_claim, &response, &claims, &id_token).await?;
     provider_time += waited.elapsed();
+    let rules = &provider.settings.access;
+    let facts = Facts { email: profile.email.clone(), email_verified: profile.email_verified, groups: profile.groups.clone() };
+    let verdict = rules::check(rules, &facts).map_err(OidcError::AccessDenied)?;
+    if let Some(user_id) = &pending.link_user {
+        account::link(sso, &provider.settings.id, profile, user_id).await?;
+        return Ok(Completed { credentials: None, next: pending.next, provider_time });
+    }
     let provider_login = ProviderLogin {
         provider_id: provider.settings.id.clone(),
         sid: profile.sid.clone(),
         id_token_enc: Some(sso.vault.seal("id_token", &profile.id_token)),
     };
-    let (user, session) = account::sign_in(sso, &provider.settings.id, profile, provider_login).await?;
-    let credentials = sso.identity.sessions.credentials(session, &user);
-    Ok(Completed { credentials, next: pending.next, provider_time })
+    let admission = Admission {
+        is_admin: verdict.is_admin,
+        approval: rules.approval == Approval::Admin,
+        channel: rules.channel.clone().unwrap_or_else(|| sso.settings.auth.default_channel.clone()),
+    };
+    match account::sign_in(sso, &provider.settings.id, profile, admission, provider_login).await? {
+        SignedIn::Session(signed_in) => {
+            let (user, session) = *signed_in;
+            let credentials = sso.identity.sessions.credentials(session, &user);
+            Ok(Completed { credentials: Some(credentials), next: pending.next, provider_time })
+        }
+        SignedIn::Pending => Err(IdentityError::ApprovalPending.into()),
+        SignedIn::Disabled => Err(IdentityError::AccountDisabled.into()),
+    }
 }
 
 fn refuse_provider_error(query: &CallbackQuery) -> Result<(), OidcError> {
@@ -196,6 +223,7 @@ async fn exchange_code(sso: &Sso, ready: &Ready, code: String, pending: &Pending
 async fn profile(
     sso: &Sso,
     ready: &Ready,
+    groups_claim: &str,
     response: &TokenResponse,
     claims: &IdTokenClaims,
     id_token: &IdToken,
@@ -211,9 +239,15 @@ async fn profile(
         sid: claims.additional_claims().sid.clone(),
         refresh_token: response.refresh_token().map(|t| t.secret().clone()),
         id_token: id_token.to_string(),
+        groups: rules::groups(&claims.additional_claims().other, groups_claim),
     };
     if ready.client.user_info_url().is_some() {
         let info = userinfo(sso, ready, response.access_token().clone(), subject).await?;
+        // Groups in userinfo, when it has them, win over the ID token's.
+        let from_info = rules::groups(&info.additional_claims().other, groups_claim);
+        if !from_info.is_empty() || info.additional_claims().other.contains_key(groups_claim) {
+            profile.groups = from_info;
+        }
         if let Some(email) = info.email() {
             profile.email = Some(email.as_str().to_string());
             profile.email_verified = info.email_verified();
@@ -228,12 +262,16 @@ async fn profile(
     Ok(profile)
 }
 
-async fn userinfo(
+/// The provider's userinfo, whose `sub` must be `subject`.
+pub async fn userinfo(
     sso: &Sso,
     ready: &Ready,
     access_token: AccessToken,
     subject: SubjectIdentifier,
-) -> Result<CoreUserInfoClaims, OidcError> {
+) -> Result<UserInfoClaims, OidcError> {
     let request = ready.client.user_info(access_token, Some(subject)).map_err(|e| OidcError::UserInfo(e.to_string()))?;
     request.request_async(&sso.http).await.map_err(|e| OidcError::UserInfo(e.to_string()))
 }
+
+/// Userinfo with every claim doorman may read.
+pub type UserInfoClaims = openidconnect::UserInfoClaims<ExtraClaims, CoreGenderClaim>;

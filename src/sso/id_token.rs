@@ -52,10 +52,11 @@ pub async fn verify(
     http: &reqwest::Client,
     clock: &Clock,
 ) -> Result<(Arc<Ready>, IdTokenClaims), IdTokenError> {
-    match check(&ready, id_token, &expected, clock) {
+    let max_age = provider.settings.max_id_token_age.delta();
+    match check(&ready, id_token, &expected, clock, max_age) {
         Err(IdTokenError::UnknownKey) => {
             let fresh = provider.refetch_keys(http).await.map_err(IdTokenError::KeyFetch)?.ok_or(IdTokenError::UnknownKey)?;
-            let claims = check(&fresh, id_token, &expected, clock)?;
+            let claims = check(&fresh, id_token, &expected, clock, max_age)?;
             Ok((fresh, claims))
         }
         Ok(claims) => Ok((ready, claims)),
@@ -63,7 +64,24 @@ pub async fn verify(
     }
 }
 
-fn check(ready: &Ready, id_token: &IdToken, expected: &Expected<'_>, clock: &Clock) -> Result<IdTokenClaims, IdTokenError> {
+/// `azp`, when present, must be our client id (Core 3.1.3.7 step 5): an ID
+/// token issued to another client is never accepted, whatever its `aud`.
+fn check_azp(ready: &Ready, claims: &IdTokenClaims) -> Result<(), IdTokenError> {
+    match claims.authorized_party() {
+        Some(azp) if azp.as_str() != ready.client.client_id().as_str() => {
+            Err(IdTokenError::Invalid(format!("it was issued to another client (azp {:?})", azp.as_str())))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn check(
+    ready: &Ready,
+    id_token: &IdToken,
+    expected: &Expected<'_>,
+    clock: &Clock,
+    max_age: TimeDelta,
+) -> Result<IdTokenClaims, IdTokenError> {
     use openidconnect::{ClaimsVerificationError as C, SignatureVerificationError as S};
     let now = clock.clone();
     let issue_clock = clock.clone();
@@ -86,6 +104,13 @@ fn check(ready: &Ready, id_token: &IdToken, expected: &Expected<'_>, clock: &Clo
     match expected {
         Expected::SignIn { nonce, access_token } => {
             let claims = id_token.claims(&verifier, *nonce).map_err(refused)?;
+            check_azp(ready, claims)?;
+            if claims.issue_time() < clock.now() - max_age {
+                return Err(IdTokenError::Invalid(format!(
+                    "it was issued more than {}s ago (max_id_token_age)",
+                    max_age.num_seconds()
+                )));
+            }
             if let Some(want) = claims.access_token_hash() {
                 let invalid = |e: String| IdTokenError::Invalid(e);
                 let alg = id_token.signing_alg().map_err(|e| invalid(e.to_string()))?;
@@ -101,6 +126,7 @@ fn check(ready: &Ready, id_token: &IdToken, expected: &Expected<'_>, clock: &Clo
             // Core 12.2: no nonce is expected in a refreshed ID token.
             let no_nonce = |_: Option<&Nonce>| -> Result<(), String> { Ok(()) };
             let claims = id_token.claims(&verifier, no_nonce).map_err(refused)?;
+            check_azp(ready, claims)?;
             if claims.subject().as_str() != *subject || claims.issuer().as_str() != *issuer {
                 return Err(IdTokenError::Invalid("it names another user or issuer".into()));
             }

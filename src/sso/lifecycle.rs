@@ -7,12 +7,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{NaiveDateTime, TimeDelta};
-use openidconnect::{OAuth2TokenResponse, RefreshToken, RequestTokenError, TokenResponse as _};
+use openidconnect::{OAuth2TokenResponse, RefreshToken, RequestTokenError, SubjectIdentifier, TokenResponse as _};
 
 use super::account::{next_refresh_at, refresh_token_context};
+use super::flow;
 use super::id_token::{self, Expected};
+use super::rules::{self, Facts};
 use super::{OidcError, Sso};
 use crate::db::identities::{self, IdentityRow};
+use crate::db::users;
 
 /// How long one instance holds a row it is refreshing.
 const LEASE: TimeDelta = TimeDelta::seconds(60);
@@ -74,12 +77,25 @@ pub async fn refresh_identity(sso: &Sso, identity: IdentityRow) -> Outcome {
     let id = identity.id.clone();
     let now = sso.clock.now_naive();
     let outcome = match result {
-        Ok(rotated) => {
+        Ok(Refreshed { rotated, is_admin }) => {
             let valid_until = now + sso.settings.auth.external_validity.delta();
             let next = next_refresh_at(&sso.settings.auth, valid_until);
             let sealed = rotated.map(|t| sso.vault.seal(&refresh_token_context(&identity.id), &t));
-            let stored =
-                sso.db.run(move |conn| identities::refreshed(conn, &id, valid_until, sealed.as_deref(), next, now)).await;
+            let user_id = identity.user_id.clone();
+            let stored = sso
+                .db
+                .run(move |conn| {
+                    crate::db::write_transaction(conn, |conn| {
+                        identities::refreshed(conn, &id, valid_until, sealed.as_deref(), next, now)?;
+                        if let Some(is_admin) = is_admin {
+                            // `admin_groups` follows the provider at every refresh.
+                            let changes = users::UserChanges { is_admin: Some(is_admin), ..Default::default() };
+                            users::update(conn, &user_id, &changes)?;
+                        }
+                        Ok(())
+                    })
+                })
+                .await;
             match stored {
                 Ok(_) => Outcome::Refreshed(valid_until),
                 Err(_) => Outcome::Retry,
@@ -112,10 +128,20 @@ enum Failure {
     Unreachable(String),
 }
 
+/// What a refresh the provider granted brings.
+struct Refreshed {
+    /// The rotated refresh token, if the provider rotated it.
+    rotated: Option<String>,
+    /// The admin flag `admin_groups` gives now, when set.
+    is_admin: Option<bool>,
+}
+
 /// The refresh grant; a refreshed ID token must pass OpenID Connect Core
 /// 12.2 (valid signature, same iss, sub and aud), else it counts as a
-/// refusal. The rotated refresh token, if the provider rotated it.
-async fn exchange_refresh_token(sso: &Sso, identity: &IdentityRow) -> Result<Option<String>, Failure> {
+/// refusal. The provider's access rules are checked again against the
+/// refreshed ID token, completed by userinfo when the provider has it; a
+/// user they no longer admit counts as a refusal too.
+async fn exchange_refresh_token(sso: &Sso, identity: &IdentityRow) -> Result<Refreshed, Failure> {
     let provider = sso
         .providers
         .get(&identity.provider_id)
@@ -136,14 +162,43 @@ async fn exchange_refresh_token(sso: &Sso, identity: &IdentityRow) -> Result<Opt
         RequestTokenError::Request(e) => Failure::Unreachable(e.to_string()),
         other => Failure::Unreachable(other.to_string()),
     })?;
+    let access = &provider.settings.access;
+    let mut facts: Option<Facts> = None;
     if let Some(token) = response.id_token() {
         let expected = Expected::Refresh { issuer: &identity.issuer, subject: &identity.subject };
-        id_token::verify(provider, ready.clone(), token, expected, &sso.http, &sso.clock)
+        let (_, claims) = id_token::verify(provider, ready.clone(), token, expected, &sso.http, &sso.clock)
             .await
             .map_err(|e| Failure::Refused(format!("refreshed ID token: {e}")))?;
+        facts = Some(Facts {
+            email: claims.email().map(|e| e.as_str().to_string()),
+            email_verified: claims.email_verified(),
+            groups: rules::groups(&claims.additional_claims().other, &access.groups_claim),
+        });
+    }
+    let mut is_admin = None;
+    if rules::active(access) {
+        if ready.client.user_info_url().is_some() {
+            let subject = SubjectIdentifier::new(identity.subject.clone());
+            let info = flow::userinfo(sso, &ready, response.access_token().clone(), subject)
+                .await
+                .map_err(|e| Failure::Unreachable(e.to_string()))?;
+            let known = facts.get_or_insert_with(Facts::default);
+            if let Some(email) = info.email() {
+                known.email = Some(email.as_str().to_string());
+                known.email_verified = info.email_verified();
+            }
+            let groups = rules::groups(&info.additional_claims().other, &access.groups_claim);
+            if !groups.is_empty() || info.additional_claims().other.contains_key(&access.groups_claim) {
+                known.groups = groups;
+            }
+        }
+        let facts = facts.ok_or_else(|| {
+            Failure::Refused("the provider gave neither an ID token nor userinfo to check the access rules against".into())
+        })?;
+        is_admin = rules::check(access, &facts).map_err(|rule| Failure::Refused(format!("access rules: {rule}")))?.is_admin;
     }
     let rotated = response.refresh_token().map(|t| t.secret().clone()).filter(|t| t != token.expose());
-    Ok(rotated)
+    Ok(Refreshed { rotated, is_admin })
 }
 
 /// One pass of the background task: refreshes every due user, in batches.

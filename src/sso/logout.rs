@@ -26,8 +26,8 @@ const MAX_AGE_SECS: i64 = 600;
 pub async fn after_session_end(sso: &Sso, session: &SessionRow, user: &UserView) -> Option<String> {
     let provider = sso.providers.get(session.provider_id.as_deref()?)?;
     let ready = provider.ready().ok()?;
-    let user_id = user.user.id.clone();
-    if let Ok(Some(identity)) = sso.db.run(move |conn| identities::find_by_user(conn, &user_id)).await {
+    let (user_id, provider_id) = (user.user.id.clone(), provider.settings.id.clone());
+    if let Ok(Some(identity)) = sso.db.run(move |conn| identities::find_by_user_provider(conn, &user_id, &provider_id)).await {
         revoke_refresh_token(sso, &provider.settings, &ready, &identity).await;
     }
     let id_token = session.id_token_enc.as_deref().and_then(|sealed| sso.vault.open("id_token", sealed).ok());

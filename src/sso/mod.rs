@@ -10,6 +10,7 @@ pub mod id_token;
 pub mod lifecycle;
 pub mod logout;
 pub mod provider;
+pub mod rules;
 pub mod types;
 
 use std::sync::Arc;

@@ -1,5 +1,6 @@
-//! openidconnect's types, fitted with the one extra ID-token claim doorman
-//! reads: `sid`, the provider's session id (for back-channel logout).
+//! openidconnect's types, fitted with the extra claims doorman reads: `sid`,
+//! the provider's session id (for back-channel logout), and the rest (where
+//! a provider's groups claim is found).
 
 use openidconnect::core::{
     CoreAuthDisplay, CoreAuthPrompt, CoreErrorResponseType, CoreGenderClaim, CoreJsonWebKey, CoreJweContentEncryptionAlgorithm,
@@ -16,6 +17,9 @@ use serde::{Deserialize, Serialize};
 pub struct ExtraClaims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    /// Every other claim (the provider's groups claim among them).
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, serde_json::Value>,
 }
 
 impl AdditionalClaims for ExtraClaims {}

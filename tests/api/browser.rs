@@ -3,9 +3,10 @@
 
 use serde_json::{json, Value};
 
+use crate::helpers::fake_op::{FakeOp, FakeUser};
 use crate::helpers::real_op::account;
 use crate::helpers::sso::real_setup;
-use crate::helpers::{spawn_app, Backend};
+use crate::helpers::{spawn, spawn_app, Backend};
 
 /// One Chromium at a time: two cores are shared by the whole suite.
 static BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -53,4 +54,40 @@ async fn sso_sign_in_in_chromium() {
     assert_eq!(verdict["shown"], "carol");
     assert_eq!(app.user_count().await, 1);
     let _ = json!({});
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_approves_and_rejects_in_chromium() {
+    let op = FakeOp::start().await;
+    let mut provider = op.provider_settings("fake");
+    provider.access.approval = doorman::config::Approval::Admin;
+    let app = spawn(Backend::Sqlite).with(move |s| s.providers.push(provider)).start().await;
+    app.create_user("root", "root password", true);
+    for (subject, name) in [("s1", "ann.new"), ("s2", "bo.new")] {
+        op.set_user(FakeUser {
+            subject: subject.into(),
+            email: format!("{name}@example.com"),
+            preferred_username: Some(name.into()),
+        });
+        let response = app.another_browser().sso_login("fake").await;
+        assert_eq!(response.status(), 403);
+    }
+    let args = ["root", "root password", "ann.new", "bo.new"].map(String::from);
+    let screenshot = std::env::temp_dir().join("doorman-admin-page.png").display().to_string();
+    let verdict =
+        browser("admin_approval.mjs", std::iter::once(app.address.clone()).chain(args).chain([screenshot]).collect()).await;
+    assert_eq!(verdict["ok"], true, "{verdict}");
+    assert_eq!(verdict["before"], json!(["ann.new", "bo.new"]), "{verdict}");
+    assert_eq!(verdict["after_approve"], json!(["bo.new"]), "{verdict}");
+    assert_eq!(verdict["after_reject"], json!([]), "{verdict}");
+    assert_eq!(verdict["notices"], json!(["ann.new was approved.", "bo.new was rejected."]), "{verdict}");
+    assert_eq!(verdict["csp_errors"], 0, "{verdict}");
+    // As stored: one active, one gone.
+    assert_eq!(app.user_count().await, 2);
+    op.set_user(FakeUser {
+        subject: "s1".into(),
+        email: "ann.new@example.com".into(),
+        preferred_username: Some("ann.new".into()),
+    });
+    assert_eq!(app.another_browser().sso_login("fake").await.status(), 302, "the approved user signs in");
 }

@@ -3,6 +3,8 @@
 
 mod helpers;
 
+mod access;
+mod admin;
 mod bad_input;
 mod browser;
 mod cli;

@@ -179,3 +179,57 @@ async fn backchannel_logout_from_the_real_provider(backend: Backend) {
     assert_error(app.post_empty("/me/refresh").await, 401, "invalid_session").await;
 }
 both_backends!(backchannel_logout_from_the_real_provider);
+
+async fn groups_at_the_real_provider_rule_sign_in_and_refresh(backend: Backend) {
+    // Refreshes fall due halfway through the validity; the provider's ID
+    // tokens live 10 minutes of its own time, more than the clock moves here.
+    let validity = Duration::from_secs(300);
+    let step = validity / 2 + Duration::from_secs(1);
+    let mut alice = account("u1", "alice", "alice-pw");
+    alice["groups"] = json!(["staff", "ops"]);
+    let bob = account("u2", "bob", "bob-pw");
+    let (app, op) = real_setup(backend, "offline_access", vec![alice.clone(), bob], move |s| {
+        s.auth.external_validity = validity.into();
+        s.auth.refresh_interval = Duration::from_secs(3600).into();
+        s.auth.cache_ttl = Duration::from_secs(1).into();
+        s.providers[0].access.allowed_groups = vec!["staff".into(), "ops".into()];
+        s.providers[0].access.admin_groups = vec!["ops".into()];
+    })
+    .await;
+    // In none of the allowed groups: refused, nobody stored.
+    let refused = app.real_login("real", "bob", "bob-pw").await;
+    assert_eq!(refused.status(), 403);
+    assert!(refused.text().await.unwrap().contains("data-code=\"access_denied\""));
+    assert_eq!(app.user_count().await, 0);
+
+    let alice_browser = app.another_browser();
+    assert_eq!(alice_browser.real_login("real", "alice", "alice-pw").await.status(), 302);
+    let me: Value = alice_browser.get("/me").await.json().await.unwrap();
+    assert_eq!(me["is_admin"], true, "admin by group at sign-in");
+
+    // Out of ops at the provider: no longer an admin after the next refresh.
+    alice["groups"] = json!(["staff"]);
+    op.put_account(alice.clone()).await;
+    app.advance(step);
+    assert_eq!(app.sweep().await.refreshed, 1);
+    assert_eq!(alice_browser.post_empty("/me/refresh").await.status(), 200);
+    let me: Value = alice_browser.get("/me").await.json().await.unwrap();
+    assert_eq!(me["is_admin"], false, "admin taken away at refresh");
+
+    // Back in ops: admin again at the next sign-in.
+    alice["groups"] = json!(["ops"]);
+    op.put_account(alice.clone()).await;
+    let again = app.another_browser();
+    assert_eq!(again.real_login("real", "alice", "alice-pw").await.status(), 302);
+    let me: Value = again.get("/me").await.json().await.unwrap();
+    assert_eq!(me["is_admin"], true, "admin given at sign-in");
+
+    // Out of every allowed group: the next refresh is refused.
+    alice["groups"] = json!([]);
+    op.put_account(alice).await;
+    app.advance(step);
+    let report = app.sweep().await;
+    assert_eq!(report.refused, 1, "{report:?}");
+    assert_eq!(app.identities().await[0].refresh_state, "refused");
+}
+both_backends!(groups_at_the_real_provider_rule_sign_in_and_refresh);

@@ -38,7 +38,9 @@
 //     }],
 //     "accounts": [{"sub": "u1", "email": "u1@example.com", "preferred_username": "alice",
 //                   "name": "Alice Example", "password": "pw",
-//                   "email_verified": true}],          // email_verified optional, default true
+//                   "email_verified": true,            // email_verified optional, default true
+//                   "groups": ["staff"]}],             // groups optional: a `groups` claim
+//                                                      // (ID token and userinfo, scope openid)
 //     "ttl": {"AccessToken": 600, "IdToken": 600, "RefreshToken": 86400,
 //             "AuthorizationCode": 60, "Interaction": 600, "Session": 86400, "Grant": 86400},
 //     "auto_consent": false,   // true: no consent page, scopes are granted right after login
@@ -48,8 +50,10 @@
 //                              // started by hand from a shell that then exits)
 //   }
 //
-// Scopes: openid, offline_access, email (email, email_verified), profile
-// (name, preferred_username). ID tokens are RS256 and carry the email and
+// Scopes: openid (sub, groups), offline_access, email (email, email_verified),
+// profile (name, preferred_username). An account's `groups` change with
+// POST /test/accounts and show in the next ID token (sign-in or refresh) and
+// userinfo. ID tokens are RS256 and carry the email and
 // profile claims too (not only userinfo). PKCE S256 is required. Clients
 // authenticate with client_secret_basic (HTTP Basic) at the token, revocation
 // and introspection endpoints.
@@ -373,6 +377,7 @@ async function findAccount(_ctx, sub) {
       }
       if (current.preferred_username !== undefined) out.preferred_username = current.preferred_username;
       if (current.name !== undefined) out.name = current.name;
+      if (current.groups !== undefined) out.groups = current.groups;
       return out;
     },
   };
@@ -412,7 +417,7 @@ function makeProvider() {
     cookies: { keys: cookieKeys },
     findAccount,
     claims: {
-      openid: ['sub'],
+      openid: ['sub', 'groups'],
       email: ['email', 'email_verified'],
       profile: ['name', 'preferred_username'],
     },

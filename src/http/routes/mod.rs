@@ -1,5 +1,6 @@
 //! The route table: every endpoint, and the scope it needs, in one place.
 
+mod admin;
 mod health;
 mod info;
 mod jwks;
@@ -11,7 +12,7 @@ mod users;
 
 use actix_cors::Cors;
 use actix_web::http::header;
-use actix_web::{web, HttpRequest};
+use actix_web::{guard, web, HttpRequest};
 
 use super::error::ApiError;
 use super::guard::require;
@@ -26,6 +27,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &AppState) {
         // Pages.
         .route("/", web::get().to(pages::home))
         .route("/login", web::get().to(pages::login))
+        // The administrator's page (admins only, checked inside; plain forms with a CSRF field).
+        .route("/admin", web::get().to(admin::show))
+        .route("/admin/users/{username}/approve", web::post().to(admin::approve))
+        .route("/admin/users/{username}/reject", web::post().to(admin::reject))
         // Single sign-on; the pending sign-in lives in a session cookie on /oidc.
         .service(
             web::scope(pending::PATH)
@@ -40,7 +45,16 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &AppState) {
         .route("/me/logout", web::post().to(me::logout))
         // API: cookie or bearer, with the scope each needs.
         .service(web::resource("/me").wrap(require(Scope::Account)).get(me::show))
-        .service(web::resource("/users").wrap(require(Scope::UsersRead)).get(users::list))
+        .service(web::resource("/users").guard(guard::Get()).wrap(require(Scope::UsersRead)).get(users::list))
+        .service(web::resource("/users").guard(guard::Post()).wrap(require(Scope::UsersAdmin)).post(users::create))
+        .service(web::resource("/users/{username}").guard(guard::Get()).wrap(require(Scope::UsersRead)).get(users::show))
+        .service(
+            web::resource("/users/{username}")
+                .wrap(require(Scope::UsersAdmin))
+                .route(web::patch().to(users::update))
+                .route(web::delete().to(users::delete)),
+        )
+        .service(web::resource("/users/{username}/approve").wrap(require(Scope::UsersAdmin)).post(users::approve))
         .service(
             // The user themself (account) or an admin (users:admin, checked inside).
             web::resource("/users/{username}/password").wrap(require(Scope::Account)).put(users::set_password),
@@ -64,7 +78,7 @@ async fn not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError
 /// CORS headers (the browser then refuses), not an error.
 pub fn cors(settings: &Settings) -> Cors {
     let mut cors = Cors::default()
-        .allowed_methods(["GET", "POST", "PUT", "DELETE"])
+        .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
         .allowed_headers([header::CONTENT_TYPE, header::AUTHORIZATION, header::HeaderName::from_static("x-csrftoken")])
         .supports_credentials()
         .block_on_origin_mismatch(false)

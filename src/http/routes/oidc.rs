@@ -12,6 +12,7 @@ use crate::http::error::ApiError;
 use crate::http::next_path::NextTarget;
 use crate::http::pending;
 use crate::http::state::AppState;
+use crate::identity::{IdentityError, Via};
 use crate::sso::flow::{self, CallbackQuery};
 use crate::sso::OidcError;
 
@@ -19,6 +20,21 @@ use crate::sso::OidcError;
 pub struct AuthenticateQuery {
     provider: Option<String>,
     next: Option<String>,
+    /// Link the provider's identity to the signed-in browser's user.
+    #[serde(default)]
+    link: bool,
+}
+
+/// The user linking a provider: the caller of a signed-in browser session.
+async fn linking_user(state: &AppState, req: &HttpRequest) -> Result<String, OidcError> {
+    if req.headers().contains_key(header::AUTHORIZATION) {
+        return Err(IdentityError::BrowserSessionRequired.into());
+    }
+    let principal = crate::http::extract::authenticate(req, state).await?;
+    match principal.via {
+        Via::Cookie { .. } => Ok(principal.user_id),
+        Via::Bearer { .. } => Err(IdentityError::BrowserSessionRequired.into()),
+    }
 }
 
 pub async fn authenticate(
@@ -27,9 +43,17 @@ pub async fn authenticate(
     session: Session,
     query: web::Query<AuthenticateQuery>,
 ) -> HttpResponse {
+    let link_user = if query.link {
+        match linking_user(&state, &req).await {
+            Ok(user) => Some(user),
+            Err(err) => return error_page(&state, &req, &session, err),
+        }
+    } else {
+        None
+    };
     let begun = NextTarget::parse_or_root(query.next.as_deref(), &state.settings)
         .map_err(OidcError::InvalidNext)
-        .and_then(|next| flow::begin(&state.sso, query.provider.as_deref(), next));
+        .and_then(|next| flow::begin(&state.sso, query.provider.as_deref(), next, link_user));
     match begun {
         Ok(redirect) => match pending::keep(&session, &redirect.pending) {
             Ok(()) => HttpResponse::Found().insert_header((header::LOCATION, redirect.url)).insert_header(NO_STORE).finish(),
@@ -62,8 +86,10 @@ pub async fn callback(state: web::Data<AppState>, req: HttpRequest, session: Ses
                 .insert_header((header::LOCATION, done.next))
                 .insert_header(NO_STORE)
                 .insert_header(("Referrer-Policy", "no-referrer"));
-            for cookie in cookies::login(&state.settings, &done.credentials) {
-                response.cookie(cookie);
+            if let Some(credentials) = &done.credentials {
+                for cookie in cookies::login(&state.settings, credentials) {
+                    response.cookie(cookie);
+                }
             }
             response.finish()
         }
@@ -83,7 +109,10 @@ fn error_page(state: &AppState, req: &HttpRequest, session: &Session, err: OidcE
     } else {
         let page = state
             .templates
-            .render("error.html", minijinja::context! { code => api.code, message => &api.message })
+            .render(
+                "error.html",
+                minijinja::context! { code => api.code, message => &api.message, title => page_title(api.code) },
+            )
             .unwrap_or_else(|_| api.message.clone());
         let mut builder = HttpResponse::build(api.status);
         if let Some(seconds) = api.retry_after {
@@ -93,6 +122,17 @@ fn error_page(state: &AppState, req: &HttpRequest, session: &Session, err: OidcE
     };
     response.headers_mut().insert(header::REFERRER_POLICY, header::HeaderValue::from_static("no-referrer"));
     response
+}
+
+/// The heading of the error page.
+fn page_title(code: &str) -> &'static str {
+    match code {
+        "access_denied" => "Access denied",
+        "approval_pending" => "Waiting for approval",
+        "account_disabled" => "Account disabled",
+        "identity_taken" => "Account already linked",
+        _ => "Sign-in failed",
+    }
 }
 
 #[derive(Deserialize)]

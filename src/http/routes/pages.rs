@@ -54,11 +54,32 @@ pub async fn home(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
     let Ok(who) = extract::authenticate(&req, &state).await else {
         return Ok(HttpResponse::Found().insert_header((header::LOCATION, "/login")).finish());
     };
+    let id = who.user_id.clone();
+    let view = state.db.run(move |conn| crate::db::users::view_by_id(conn, &id)).await?;
+    let providers: Vec<(String, String)> = view
+        .map(|v| v.providers)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|id| {
+            let name = state.settings.providers.iter().find(|p| p.id == id).map_or_else(|| id.clone(), |p| p.name.clone());
+            (id, name)
+        })
+        .collect();
+    let linkable: Vec<(String, String)> = state
+        .settings
+        .providers
+        .iter()
+        .filter(|p| !providers.iter().any(|(id, _)| *id == p.id))
+        .map(|p| (p.id.clone(), p.name.clone()))
+        .collect();
     let page = state
         .templates
         .render(
             "signed_in.html",
-            minijinja::context! { username => who.username, email => who.email, is_external => who.is_external },
+            minijinja::context! {
+                username => who.username, email => who.email, is_external => who.is_external,
+                is_admin => who.is_admin, providers => providers, linkable => linkable,
+            },
         )
         .map_err(|e| internal(&e))?;
     Ok(html(page))

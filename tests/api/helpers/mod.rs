@@ -259,6 +259,10 @@ impl TestApp {
         self.with_csrf(self.client.put(self.url(path)).json(body)).send().await.expect("request")
     }
 
+    pub async fn patch_json(&self, path: &str, body: &Value) -> Response {
+        self.with_csrf(self.client.patch(self.url(path)).json(body)).send().await.expect("request")
+    }
+
     pub async fn delete(&self, path: &str) -> Response {
         self.with_csrf(self.client.delete(self.url(path))).send().await.expect("request")
     }

@@ -117,11 +117,19 @@ impl RealOp {
             client_id: CLIENT_ID.into(),
             client_secret: Some(doorman::crypto::SecretString::new(CLIENT_SECRET.into())),
             scopes: vec!["openid".into(), "email".into(), "profile".into(), "offline_access".into()],
+            access: Default::default(),
+            max_id_token_age: doorman::config::DEFAULT_MAX_ID_TOKEN_AGE,
         }
     }
 
     pub async fn stats(&self) -> Value {
         reqwest::get(format!("{}/test/stats", self.issuer)).await.unwrap().json().await.unwrap()
+    }
+
+    /// Adds an account or replaces the one with its `sub` (e.g. changed `groups`).
+    pub async fn put_account(&self, account: Value) {
+        let response = reqwest::Client::new().post(format!("{}/test/accounts", self.issuer)).json(&account).send().await.unwrap();
+        assert!(response.status().is_success(), "{:?}", response.text().await);
     }
 
     pub async fn delete_account(&self, sub: &str) {

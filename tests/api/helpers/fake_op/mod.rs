@@ -57,6 +57,14 @@ pub struct Knobs {
     pub refresh_unavailable: bool,
     /// Sign refreshed ID tokens for another subject.
     pub refresh_other_subject: bool,
+    /// The user's `groups` claim (ID token and userinfo); `None`: no claim.
+    pub groups: Option<Vec<String>>,
+    /// The `email_verified` claim (ID token and userinfo); `None`: no claim.
+    pub email_verified: Option<bool>,
+    /// An `azp` claim in ID tokens.
+    pub azp: Option<String>,
+    /// Issue ID tokens (`iat`) this long ago, still unexpired.
+    pub issued_ago: Option<Duration>,
 }
 
 /// The user the provider signs in.
@@ -220,6 +228,8 @@ impl FakeOp {
             client_id: CLIENT_ID.into(),
             client_secret: Some(doorman::crypto::SecretString::new(CLIENT_SECRET.into())),
             scopes: vec!["openid".into(), "email".into(), "profile".into(), "offline_access".into()],
+            access: Default::default(),
+            max_id_token_age: doorman::config::DEFAULT_MAX_ID_TOKEN_AGE,
         }
     }
 }
@@ -345,7 +355,9 @@ fn id_token(op: &OpState, nonce: Option<&str>, access_token: &str) -> String {
     if k.extra_audience_without_azp {
         audiences.push(Audience::new("another-client".into()));
     }
-    let (iat, exp) = if k.expired {
+    let (iat, exp) = if let Some(ago) = k.issued_ago {
+        (now - ago, now + Duration::minutes(5))
+    } else if k.expired {
         (now - Duration::minutes(10), now - Duration::minutes(5))
     } else if k.issued_in_future {
         (now + Duration::minutes(10), now + Duration::minutes(20))
@@ -359,14 +371,15 @@ fn id_token(op: &OpState, nonce: Option<&str>, access_token: &str) -> String {
     if let Some(name) = &op.user.preferred_username {
         standard = standard.set_preferred_username(Some(EndUserUsername::new(name.clone())));
     }
-    let mut claims = openidconnect::IdTokenClaims::new(
-        IssuerUrl::new(issuer).unwrap(),
-        audiences,
-        exp,
-        iat,
-        standard,
-        ExtraClaims { sid: Some(format!("sid-{}", op.user.subject)) },
-    );
+    standard = standard.set_email_verified(k.email_verified);
+    let mut extra = ExtraClaims { sid: Some(format!("sid-{}", op.user.subject)), ..Default::default() };
+    if let Some(groups) = &k.groups {
+        extra.other.insert("groups".into(), serde_json::json!(groups));
+    }
+    let mut claims = openidconnect::IdTokenClaims::new(IssuerUrl::new(issuer).unwrap(), audiences, exp, iat, standard, extra);
+    if let Some(azp) = &k.azp {
+        claims = claims.set_authorized_party(Some(openidconnect::ClientId::new(azp.clone())));
+    }
     let nonce = if k.nonce_wrong { Some("not-the-nonce".to_string()) } else { nonce.map(str::to_string) };
     if !k.nonce_missing {
         claims = claims.set_nonce(nonce.map(Nonce::new));
@@ -410,9 +423,16 @@ async fn userinfo(op: Op, req: HttpRequest) -> HttpResponse {
         return HttpResponse::Unauthorized().finish();
     };
     let sub = if op.knobs.userinfo_sub_mismatch { "someone-else".to_string() } else { subject.clone() };
-    HttpResponse::Ok().json(serde_json::json!({
+    let mut body = serde_json::json!({
         "sub": sub, "email": op.user.email, "preferred_username": op.user.preferred_username,
-    }))
+    });
+    if let Some(verified) = op.knobs.email_verified {
+        body["email_verified"] = verified.into();
+    }
+    if let Some(groups) = &op.knobs.groups {
+        body["groups"] = serde_json::json!(groups);
+    }
+    HttpResponse::Ok().json(body)
 }
 
 async fn revoke(op: Op, req: HttpRequest, form: web::Form<HashMap<String, String>>) -> HttpResponse {

@@ -1,0 +1,318 @@
+//! User administration (`/users`): creating local users, reading, changing,
+//! approving, disabling and deleting users. The last active administrator
+//! is always kept; disabling or deleting a user ends every credential of
+//! theirs at once (through [`Identity::end_all_credentials`]).
+
+use serde::{Deserialize, Deserializer};
+
+use super::users::{create_local_user, valid_email, CreateUserError, Username};
+use super::{Identity, IdentityError, Principal};
+use crate::db::users::{self as db_users, status, ListFilter, UserChanges, UserRow, UserView};
+use crate::db::{self, DbConnection};
+
+/// Default and largest page of `GET /users`.
+pub const DEFAULT_LIMIT: i64 = 100;
+pub const MAX_LIMIT: i64 = 1000;
+/// Longest channel name.
+pub const MAX_CHANNEL: usize = 150;
+
+/// `GET /users` query.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub status: Option<String>,
+    pub q: Option<String>,
+    pub limit: Option<i64>,
+    pub after: Option<String>,
+}
+
+/// One page of users; `next` is the `after` of the next page, when there may be one.
+pub struct UserPage {
+    pub users: Vec<UserView>,
+    pub next: Option<String>,
+}
+
+/// `POST /users` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    pub username: String,
+    pub password: String,
+    pub email: Option<String>,
+    #[serde(default)]
+    pub is_admin: bool,
+    pub channel: Option<String>,
+}
+
+/// `PATCH /users/{username}` body; a field left out is left alone.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserPatch {
+    /// `null` removes the e-mail.
+    #[serde(default, deserialize_with = "present")]
+    pub email: Option<Option<String>>,
+    pub is_admin: Option<bool>,
+    pub channel: Option<String>,
+    /// `active` or `disabled`.
+    pub status: Option<String>,
+}
+
+/// `POST /users/{username}/approve` body; every field may be left out.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Approval {
+    pub channel: Option<String>,
+    pub is_admin: Option<bool>,
+}
+
+/// Tells a field given as `null` from one left out.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+fn not_found(name: &str) -> IdentityError {
+    IdentityError::NotFound(format!("no user {name:?}"))
+}
+
+fn channel(text: &str) -> Result<String, IdentityError> {
+    let text = text.trim();
+    if text.is_empty() || text.len() > MAX_CHANNEL || text.chars().any(char::is_control) {
+        return Err(IdentityError::InvalidInput(format!("channel must be 1 to {MAX_CHANNEL} printable characters")));
+    }
+    Ok(text.to_string())
+}
+
+/// `GET /users`: users by username, filtered by `status` and `q`, a page at a time.
+pub async fn list(identity: &Identity, query: ListQuery) -> Result<UserPage, IdentityError> {
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(IdentityError::InvalidInput(format!("limit must be 1 to {MAX_LIMIT}")));
+    }
+    if let Some(s) = &query.status {
+        if ![status::ACTIVE, status::PENDING, status::DISABLED].contains(&s.as_str()) {
+            return Err(IdentityError::InvalidInput("status must be active, pending or disabled".into()));
+        }
+    }
+    let q = query.q.map(|q| q.trim().to_string()).filter(|q| !q.is_empty());
+    if q.as_ref().is_some_and(|q| q.len() > 254) {
+        return Err(IdentityError::InvalidInput("q is at most 254 characters".into()));
+    }
+    let filter = ListFilter { status: query.status, q, after: query.after, limit };
+    let users = identity.db.run(move |conn| db_users::list(conn, &filter)).await?;
+    let next = (users.len() as i64 == limit).then(|| users.last().map(|u| u.user.username.clone())).flatten();
+    Ok(UserPage { users, next })
+}
+
+/// `GET /users/{username}`.
+pub async fn get(identity: &Identity, name: &str) -> Result<UserView, IdentityError> {
+    Username::parse(name).map_err(|_| not_found(name))?;
+    let key = name.to_string();
+    identity
+        .db
+        .run(move |conn| match db_users::find_by_username(conn, &key)? {
+            Some(user) => db_users::view_by_id(conn, &user.id),
+            None => Ok(None),
+        })
+        .await?
+        .ok_or_else(|| not_found(name))
+}
+
+/// `POST /users`: a new local user with a password.
+pub async fn create(identity: &Identity, body: NewUser) -> Result<UserView, IdentityError> {
+    let channel = match body.channel.as_deref() {
+        Some(c) => channel(c)?,
+        None => identity.settings.default_channel.clone(),
+    };
+    let now = identity.clock.now_naive();
+    let created = identity
+        .db
+        .run(move |conn| {
+            let made =
+                create_local_user(conn, &body.username, &body.password, body.email.as_deref(), body.is_admin, &channel, now);
+            Ok(match made {
+                Ok(row) => Ok(db_users::view_by_id(conn, &row.id)?),
+                Err(CreateUserError::Db(e)) => return Err(e),
+                Err(e) => Err(e),
+            })
+        })
+        .await;
+    let made = match created {
+        Err(e) if e.is_unique_violation() => return Err(IdentityError::UsernameTaken(String::new())),
+        other => other?,
+    };
+    match made {
+        Ok(Some(view)) => Ok(view),
+        Ok(None) => Err(IdentityError::Internal("the new user vanished".into())),
+        Err(CreateUserError::Exists(name)) => Err(IdentityError::UsernameTaken(name)),
+        Err(CreateUserError::InvalidUsername(m)) => Err(IdentityError::InvalidInput(format!("username: {m}"))),
+        Err(CreateUserError::InvalidEmail) => Err(IdentityError::InvalidInput("email is not a valid e-mail address".into())),
+        Err(CreateUserError::InvalidPassword(m)) => Err(IdentityError::InvalidInput(m)),
+        Err(CreateUserError::Db(e)) => Err(IdentityError::Internal(Box::new(e))),
+    }
+}
+
+/// Whether changing `user` so would leave no active administrator; called
+/// inside the transaction that makes the change.
+fn would_remove_last_admin(conn: &mut DbConnection, user: &UserRow, stays_active_admin: bool) -> diesel::QueryResult<bool> {
+    if !(user.is_admin && user.is_active()) || stays_active_admin {
+        return Ok(false);
+    }
+    Ok(db_users::other_active_admins(conn, &user.id)? == 0)
+}
+
+/// Outcome of a change inside its transaction.
+enum Changed {
+    Done(Box<UserView>),
+    NotFound,
+    LastAdmin,
+}
+
+/// `PATCH /users/{username}`: e-mail, admin flag, channel, status. Disabling
+/// ends every session and API token of the user at once.
+pub async fn update(identity: &Identity, caller: &Principal, name: &str, patch: UserPatch) -> Result<UserView, IdentityError> {
+    Username::parse(name).map_err(|_| not_found(name))?;
+    let is_self = caller.username.eq_ignore_ascii_case(name);
+    if is_self && patch.is_admin == Some(true) && !caller.is_admin {
+        return Err(IdentityError::Forbidden("you cannot raise your own rights".into()));
+    }
+    let email = match patch.email {
+        Some(Some(e)) if !valid_email(e.trim()) => {
+            return Err(IdentityError::InvalidInput("email is not a valid e-mail address".into()))
+        }
+        Some(Some(e)) => Some(Some(e.trim().to_string())),
+        Some(None) => Some(None),
+        None => None,
+    };
+    let channel = patch.channel.as_deref().map(channel).transpose()?;
+    let new_status = match patch.status.as_deref() {
+        None => None,
+        Some(s @ (status::ACTIVE | status::DISABLED)) => Some(s.to_string()),
+        Some(status::PENDING) => {
+            return Err(IdentityError::InvalidInput("status cannot be set to pending; use active or disabled".into()))
+        }
+        Some(_) => return Err(IdentityError::InvalidInput("status must be active or disabled".into())),
+    };
+    let now = identity.clock.now_naive();
+    let key = name.to_string();
+    let disabling = new_status.as_deref() == Some(status::DISABLED);
+    let changes = UserChanges { email, is_admin: patch.is_admin, channel, status: new_status, updated_at: Some(now) };
+    let outcome = identity
+        .db
+        .run(move |conn| {
+            db::write_transaction(conn, |conn| {
+                let Some(user) = db_users::find_by_username(conn, &key)? else { return Ok(Changed::NotFound) };
+                let stays_admin = changes.is_admin.unwrap_or(user.is_admin);
+                let stays_active = changes.status.as_deref().map_or(user.is_active(), |s| s == status::ACTIVE);
+                if would_remove_last_admin(conn, &user, stays_admin && stays_active)? {
+                    return Ok(Changed::LastAdmin);
+                }
+                db_users::update(conn, &user.id, &changes)?;
+                Ok(match db_users::view_by_id(conn, &user.id)? {
+                    Some(view) => Changed::Done(Box::new(view)),
+                    None => Changed::NotFound,
+                })
+            })
+        })
+        .await?;
+    let view = match outcome {
+        Changed::Done(view) => *view,
+        Changed::NotFound => return Err(not_found(name)),
+        Changed::LastAdmin => return Err(IdentityError::LastAdmin),
+    };
+    if disabling {
+        identity.end_all_credentials(&view.user.id).await?;
+    } else {
+        forget_cached_views(identity, &view.user.id).await?;
+    }
+    Ok(view)
+}
+
+/// Makes this instance read a changed user's bearer tokens again at their
+/// next use (their cached view holds the old admin flag and channel).
+async fn forget_cached_views(identity: &Identity, user_id: &str) -> Result<(), IdentityError> {
+    let id = user_id.to_string();
+    let hashes = identity.db.run(move |conn| db::api_tokens::hashes_for_user(conn, &id)).await?;
+    identity.tokens.forget_tokens(&hashes);
+    Ok(())
+}
+
+/// `DELETE /users/{username}`: the user, their sessions, API tokens and
+/// provider identities; a pending user is so rejected. Credentials end first
+/// (and are forgotten by this instance), then the rows go.
+pub async fn delete(identity: &Identity, name: &str) -> Result<(), IdentityError> {
+    Username::parse(name).map_err(|_| not_found(name))?;
+    let user = last_admin_check(identity, name).await?;
+    identity.end_all_credentials(&user.id).await?;
+    let key = name.to_string();
+    let outcome = identity
+        .db
+        .run(move |conn| {
+            db::write_transaction(conn, |conn| {
+                let Some(user) = db_users::find_by_username(conn, &key)? else { return Ok(Changed::NotFound) };
+                // Checked again inside the deleting transaction: another admin may be gone meanwhile.
+                if would_remove_last_admin(conn, &user, false)? {
+                    return Ok(Changed::LastAdmin);
+                }
+                db_users::delete(conn, &user.id)?;
+                Ok(Changed::Done(Box::new(UserView { user, valid_until: None, providers: Vec::new() })))
+            })
+        })
+        .await?;
+    match outcome {
+        Changed::Done(_) => Ok(()),
+        Changed::NotFound => Err(not_found(name)),
+        Changed::LastAdmin => Err(IdentityError::LastAdmin),
+    }
+}
+
+/// The user named `name`, unless they are the last active administrator.
+async fn last_admin_check(identity: &Identity, name: &str) -> Result<UserRow, IdentityError> {
+    let key = name.to_string();
+    let found = identity
+        .db
+        .run(move |conn| {
+            let Some(user) = db_users::find_by_username(conn, &key)? else { return Ok(None) };
+            let last = would_remove_last_admin(conn, &user, false)?;
+            Ok(Some((user, last)))
+        })
+        .await?;
+    match found {
+        None => Err(not_found(name)),
+        Some((_, true)) => Err(IdentityError::LastAdmin),
+        Some((user, false)) => Ok(user),
+    }
+}
+
+/// `POST /users/{username}/approve`: a pending user becomes active, with
+/// the channel and admin flag given (else those they have).
+pub async fn approve(identity: &Identity, name: &str, body: Approval) -> Result<UserView, IdentityError> {
+    Username::parse(name).map_err(|_| not_found(name))?;
+    let channel = body.channel.as_deref().map(channel).transpose()?;
+    let now = identity.clock.now_naive();
+    let key = name.to_string();
+    let changes = UserChanges {
+        email: None,
+        is_admin: body.is_admin,
+        channel,
+        status: Some(status::ACTIVE.to_string()),
+        updated_at: Some(now),
+    };
+    let outcome = identity
+        .db
+        .run(move |conn| {
+            db::write_transaction(conn, |conn| {
+                let Some(user) = db_users::find_by_username(conn, &key)? else { return Ok(None) };
+                if user.status != status::PENDING {
+                    return Ok(Some(Err(())));
+                }
+                db_users::update(conn, &user.id, &changes)?;
+                Ok(db_users::view_by_id(conn, &user.id)?.map(Ok))
+            })
+        })
+        .await?;
+    match outcome {
+        None => Err(not_found(name)),
+        Some(Err(())) => Err(IdentityError::NotPending),
+        Some(Ok(view)) => Ok(view),
+    }
+}
