@@ -11,6 +11,7 @@ mod lifecycle;
 mod migrations;
 mod oidc;
 mod processes;
+mod python_client;
 mod real_sso;
 mod service_jwt;
 mod session;
