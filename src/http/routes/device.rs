@@ -41,7 +41,6 @@ pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
         "scopes_supported": scopes,
         // Machine clients use HTTP Basic; command-line tools are public clients.
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "none"],
-        "service_documentation": server.url_for("/openapi.json"),
     }))
 }
 
