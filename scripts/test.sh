@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of doorman on a fresh machine: installs what the tests
 # need (Chromium, the npm OpenID Provider and browser driver, Python
-# packages for the examples), then `cargo test` on SQLite and PostgreSQL.
+# packages for the examples and the client package with pytest), then
+# `cargo test` on SQLite and PostgreSQL.
 #
 # PostgreSQL: DOORMAN_TEST_POSTGRES_URL (default: the local server,
 # postgres://postgres@127.0.0.1:5432/test). A server that cannot be reached
@@ -32,6 +33,12 @@ if [ -f examples/python/requirements.txt ]; then
     # PIP_BREAK_SYSTEM_PACKAGES: Debian's own Python refuses system-wide installs without it.
     PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --quiet --disable-pip-version-check -r examples/python/requirements.txt
 fi
+
+# The Python client package and pytest, which tests/api/python_client.rs runs
+# against a live doorman; a missing one fails here, loudly.
+PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --quiet --disable-pip-version-check "./clients/python[test]"
+python3 -c "import doorman_client, pytest" || { echo "the Python client package or pytest is missing" >&2; exit 1; }
+command -v doorman-login >/dev/null 2>&1 || echo "note: doorman-login is not on PATH (pip's script directory)" >&2
 
 # The real OpenID Provider checks itself first (its own full flow over HTTP).
 node tests/idp/selftest.mjs

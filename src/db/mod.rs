@@ -4,6 +4,7 @@
 
 pub mod api_tokens;
 pub mod clients;
+pub mod device_codes;
 pub mod identities;
 pub mod oidc_states;
 pub mod schema;

@@ -95,9 +95,28 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    device_codes (id) {
+        id -> Text,
+        device_code_hash -> Text,
+        user_code_hash -> Text,
+        client_id -> Text,
+        scopes -> Nullable<Text>,
+        status -> Text,
+        interval_secs -> Integer,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        last_polled_at -> Nullable<Timestamp>,
+        user_id -> Nullable<Text>,
+        granted_scopes -> Nullable<Text>,
+        decided_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(external_identities -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(api_tokens -> users (user_id));
+diesel::joinable!(device_codes -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -107,4 +126,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     clients,
     signing_keys,
     used_oidc_states,
+    device_codes,
 );

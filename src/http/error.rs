@@ -6,6 +6,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 use crate::db::DbError;
+use crate::identity::device::DeviceError;
 use crate::identity::IdentityError;
 use crate::report::chain;
 use crate::service_tokens::TokenError;
@@ -21,17 +22,22 @@ pub struct ApiError {
     pub www_authenticate: Option<String>,
     /// `Retry-After` seconds, for 429 and 503.
     pub retry_after: Option<u64>,
+    /// An OAuth answer (`POST /token`, `POST /oauth/device_authorization`):
+    /// the message is repeated as `error_description` (RFC 6749 §5.2).
+    pub oauth: bool,
 }
 
 #[derive(Serialize)]
 struct Body<'a> {
     error: &'a str,
     message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_description: Option<&'a str>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), www_authenticate: None, retry_after: None }
+        Self { status, code, message: message.into(), www_authenticate: None, retry_after: None, oauth: false }
     }
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
@@ -64,6 +70,11 @@ impl ApiError {
         self.retry_after = Some(seconds);
         self
     }
+    /// Marks an OAuth answer: `error_description` beside `message`.
+    pub fn oauth(mut self) -> Self {
+        self.oauth = true;
+        self
+    }
 }
 
 impl ApiError {
@@ -93,7 +104,8 @@ impl ResponseError for ApiError {
         if let Some(seconds) = self.retry_after {
             response.insert_header((header::RETRY_AFTER, seconds.to_string()));
         }
-        response.json(Body { error: self.code, message: &self.message })
+        let error_description = self.oauth.then_some(self.message.as_str());
+        response.json(Body { error: self.code, message: &self.message, error_description })
     }
 }
 
@@ -192,13 +204,16 @@ impl From<TokenError> for ApiError {
             Identity(e) => e.into(),
             Db(e) => e.into(),
             // RFC 6749 §5.2: 401 with the scheme the client should use.
-            InvalidClient(message) => ApiError::unauthorized("invalid_client", message).with_challenge("Basic realm=\"doorman\""),
-            InvalidRequest(message) => ApiError::bad_request("invalid_request", message),
-            InvalidScope(message) => ApiError::bad_request("invalid_scope", message),
+            InvalidClient(message) => {
+                ApiError::unauthorized("invalid_client", message).with_challenge("Basic realm=\"doorman\"").oauth()
+            }
+            InvalidRequest(message) => ApiError::bad_request("invalid_request", message).oauth(),
+            InvalidScope(message) => ApiError::bad_request("invalid_scope", message).oauth(),
             UnsupportedGrantType(grant) => ApiError::bad_request(
                 "unsupported_grant_type",
-                format!("grant_type {grant:?} is not supported: leave it out (bearer token or browser session) or use client_credentials"),
-            ),
+                format!("grant_type {grant:?} is not supported: leave it out (bearer token or browser session), or use client_credentials or {}", crate::identity::device::GRANT_TYPE),
+            )
+            .oauth(),
             UnsupportedMediaType => ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
@@ -215,6 +230,47 @@ impl From<TokenError> for ApiError {
             Signing(ref e) => {
                 log::error!("signing a service token failed: {e}");
                 ApiError::internal()
+            }
+        }
+    }
+}
+
+impl From<DeviceError> for ApiError {
+    fn from(err: DeviceError) -> Self {
+        use DeviceError::*;
+        match err {
+            Db(e) => e.into(),
+            Identity(e) => e.into(),
+            InvalidRequest(message) => ApiError::bad_request("invalid_request", message).oauth(),
+            InvalidScope(message) => ApiError::bad_request("invalid_scope", message).oauth(),
+            UnsupportedMediaType => ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send application/x-www-form-urlencoded or application/json",
+            )
+            .oauth(),
+            AuthorizationPending => {
+                ApiError::bad_request("authorization_pending", "the user has not approved or denied the request yet").oauth()
+            }
+            SlowDown(interval) => {
+                ApiError::bad_request("slow_down", format!("polling too fast: wait {interval} s between polls from now on"))
+                    .oauth()
+            }
+            AccessDenied(message) => ApiError::bad_request("access_denied", message).oauth(),
+            ExpiredToken => ApiError::bad_request("expired_token", "the device code has expired; start a new sign-in").oauth(),
+            InvalidGrant(message) => ApiError::bad_request("invalid_grant", message).oauth(),
+            UnknownCode => ApiError::not_found("no pending request has this code; check it and try again"),
+            AlreadyDecided => {
+                ApiError::new(StatusCode::CONFLICT, "already_decided", "this request was approved or denied already")
+            }
+            TooManyAttempts(seconds) => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_attempts",
+                "too many wrong codes; wait a minute and try again",
+            )
+            .with_retry_after(seconds),
+            ScopesNotHeld(missing) => {
+                ApiError::forbidden("insufficient_scope", format!("this request asks for scopes you do not hold: {missing}"))
             }
         }
     }

@@ -1,4 +1,4 @@
-//! Server-rendered pages from templates/: sign-in, signed-in and error.
+//! Server-rendered pages from templates/: sign-in, signed-in, device approval and error.
 
 use minijinja::Environment;
 use serde::Serialize;
@@ -14,6 +14,7 @@ impl Templates {
         env.add_template("base.html", include_str!("../../templates/base.html"))?;
         env.add_template("login.html", include_str!("../../templates/login.html"))?;
         env.add_template("signed_in.html", include_str!("../../templates/signed_in.html"))?;
+        env.add_template("device.html", include_str!("../../templates/device.html"))?;
         env.add_template("error.html", include_str!("../../templates/error.html"))?;
         env.add_template("admin.html", include_str!("../../templates/admin.html"))?;
         Ok(Self { env })

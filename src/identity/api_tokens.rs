@@ -138,18 +138,46 @@ impl ApiTokens {
         if ttl > self.max_ttl {
             return Err(IdentityError::InvalidInput(format!("ttl must not exceed {}s", self.max_ttl.as_secs())));
         }
-        let name = request.name.map(|n| n.trim().to_string()).unwrap_or_default();
+        let (row, token) = self.prepare(&principal.user_id, request.name.as_deref(), scopes, ttl)?;
+        self.db.run(move |conn| db::api_tokens::insert(conn, &row)).await?;
+        Ok(token)
+    }
+
+    /// A token for an approved device request (RFC 8628, `POST /token`): no
+    /// browser session is involved, the user's approval was. `scopes` must
+    /// already lie within what the user holds; the lifetime is
+    /// `auth.api_token_ttl`. The caller stores the row (in its transaction).
+    pub fn prepare_for_device(
+        &self,
+        user_id: &str,
+        label: &str,
+        scopes: ScopeSet,
+    ) -> Result<(ApiTokenRow, NewToken), IdentityError> {
+        if scopes.is_empty() {
+            return Err(IdentityError::InvalidInput("scopes must not be empty".into()));
+        }
+        self.prepare(user_id, Some(label), scopes, self.max_ttl)
+    }
+
+    /// Checks the name and mints: the row to store and what its holder sees once.
+    fn prepare(
+        &self,
+        user_id: &str,
+        name: Option<&str>,
+        scopes: ScopeSet,
+        ttl: Ttl,
+    ) -> Result<(ApiTokenRow, NewToken), IdentityError> {
+        let name = name.map(|n| n.trim().to_string()).unwrap_or_default();
         if name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
             return Err(IdentityError::InvalidInput(format!("name must be at most {MAX_NAME} printable characters")));
         }
         let name = if name.is_empty() { "api-token-tap".to_string() } else { name };
-
         let minted = API_TOKEN.mint();
         let now = self.clock.now_naive();
         let expires_at = now + ttl.delta();
         let row = ApiTokenRow {
             id: db::new_id(),
-            user_id: principal.user_id.clone(),
+            user_id: user_id.to_string(),
             name: name.clone(),
             token_hash: minted.hash,
             scopes: scopes.to_string_list(),
@@ -158,9 +186,8 @@ impl ApiTokens {
             last_used_at: None,
             revoked_at: None,
         };
-        let id = row.id.clone();
-        self.db.run(move |conn| db::api_tokens::insert(conn, &row)).await?;
-        Ok(NewToken { id, name, token: minted.secret, expires_at: expires_at.and_utc(), scopes })
+        let token = NewToken { id: row.id.clone(), name, token: minted.secret, expires_at: expires_at.and_utc(), scopes };
+        Ok((row, token))
     }
 
     /// The caller presenting bearer `token`. An external user past

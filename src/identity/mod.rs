@@ -7,6 +7,7 @@
 pub mod access;
 pub mod admin;
 pub mod api_tokens;
+pub mod device;
 pub mod password;
 pub mod principal;
 pub mod scopes;
@@ -92,6 +93,8 @@ pub struct Identity {
     pub settings: AuthSettings,
     pub sessions: sessions::Sessions,
     pub tokens: api_tokens::ApiTokens,
+    /// Command-line sign-in (RFC 8628).
+    pub device: device::DeviceFlow,
     pub throttle: throttle::Throttle,
 }
 
@@ -100,6 +103,7 @@ impl Identity {
         Self {
             sessions: sessions::Sessions::new(settings, &keys.access_jwt, db.clone(), clock.clone()),
             tokens: api_tokens::ApiTokens::new(settings, db.clone(), clock.clone()),
+            device: device::DeviceFlow::new(db.clone(), clock.clone()),
             throttle: throttle::Throttle::default(),
             settings: settings.clone(),
             db,

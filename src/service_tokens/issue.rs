@@ -16,6 +16,8 @@ use crate::identity::{Principal, Scope, ScopeSet, Via};
 
 /// The `grant_type` of machine clients.
 pub const CLIENT_CREDENTIALS: &str = "client_credentials";
+/// The `grant_type` of command-line tools polling with a device code.
+pub const DEVICE_CODE: &str = crate::identity::device::GRANT_TYPE;
 /// `client_id` of tokens asked for from a browser session.
 pub const BROWSER_CLIENT_ID: &str = "browser-session";
 /// Longest `audience`.
@@ -30,6 +32,11 @@ pub struct TokenParams {
     pub scope: Option<String>,
     /// The `aud` claim; by default the issuer (`server.public_url`).
     pub audience: Option<String>,
+    /// The device-code grant (RFC 8628): the code the tool got.
+    pub device_code: Option<String>,
+    /// The device-code grant: the tool's label. Other grants authenticate
+    /// clients with HTTP Basic and refuse it.
+    pub client_id: Option<String>,
 }
 
 impl TokenParams {
@@ -55,9 +62,9 @@ impl TokenParams {
                 "grant_type" => &mut params.grant_type,
                 "scope" => &mut params.scope,
                 "audience" => &mut params.audience,
-                "client_id" | "client_secret" => {
-                    return Err(TokenError::InvalidClient("authenticate the client with HTTP Basic"))
-                }
+                "device_code" => &mut params.device_code,
+                "client_id" => &mut params.client_id,
+                "client_secret" => return Err(TokenError::InvalidClient("authenticate the client with HTTP Basic")),
                 _ => continue,
             };
             if slot.replace(value.into_owned()).is_some() {
@@ -102,9 +109,24 @@ pub enum Grant {
     User,
     /// A machine client: `grant_type=client_credentials` with HTTP Basic.
     ClientCredentials { id: String, secret: String },
+    /// A command-line tool polling with its device code (RFC 8628).
+    DeviceCode { device_code: Option<String>, client_id: Option<String> },
 }
 
 impl Grant {
+    /// The grant of a parsed request: the device-code grant by its
+    /// `grant_type` (no client authentication: a public client), else as
+    /// [`Grant::of`], where `client_id` is refused (HTTP Basic is the way).
+    pub fn for_request(authorization: Option<&str>, params: &mut TokenParams) -> Result<Grant, TokenError> {
+        if params.grant_type.as_deref() == Some(DEVICE_CODE) {
+            return Ok(Grant::DeviceCode { device_code: params.device_code.take(), client_id: params.client_id.take() });
+        }
+        if params.client_id.is_some() {
+            return Err(TokenError::InvalidClient("authenticate the client with HTTP Basic"));
+        }
+        Grant::of(authorization, params.grant_type.as_deref())
+    }
+
     /// `authorization` is the header's value, if any.
     pub fn of(authorization: Option<&str>, grant_type: Option<&str>) -> Result<Grant, TokenError> {
         let basic = authorization.filter(|v| v.get(..6).is_some_and(|scheme| scheme.eq_ignore_ascii_case("basic ")));
@@ -247,6 +269,17 @@ mod tests {
         assert_eq!(p.scope.as_deref(), Some("a b"));
         assert!(matches!(TokenParams::parse(form, b"scope=a&scope=b"), Err(TokenError::InvalidRequest(_))));
         assert!(matches!(TokenParams::parse(form, b"client_secret=x"), Err(TokenError::InvalidClient(_))));
+        let mut p = TokenParams::parse(form, b"client_id=x&grant_type=client_credentials").unwrap();
+        assert!(matches!(Grant::for_request(None, &mut p), Err(TokenError::InvalidClient(_))));
+        let mut p = TokenParams::parse(
+            form,
+            b"grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&device_code=d&client_id=c",
+        )
+        .unwrap();
+        assert_eq!(
+            Grant::for_request(None, &mut p).unwrap(),
+            Grant::DeviceCode { device_code: Some("d".into()), client_id: Some("c".into()) }
+        );
         let p = TokenParams::parse(Some("application/json"), br#"{"audience": "queue"}"#).unwrap();
         assert_eq!(p.audience.as_deref(), Some("queue"));
         assert!(matches!(TokenParams::parse(Some("application/json"), br#"{"bogus": 1}"#), Err(TokenError::InvalidRequest(_))));

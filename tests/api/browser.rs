@@ -1,6 +1,9 @@
 //! The sign-in pages in a real headless Chromium (Debian's, driven by
 //! playwright-core from tests/browser).
 
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
 use serde_json::{json, Value};
 
 use crate::helpers::fake_op::{FakeOp, FakeUser};
@@ -90,4 +93,54 @@ async fn admin_approves_and_rejects_in_chromium() {
         preferred_username: Some("ann.new".into()),
     });
     assert_eq!(app.another_browser().sso_login("fake").await.status(), 302, "the approved user signs in");
+}
+
+/// The Python package's `doorman-login` polls while Chromium signs in
+/// through the real provider from the device page and approves the code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_sign_in_approved_in_chromium_while_the_python_client_polls() {
+    let (app, _op) = real_setup(Backend::Sqlite, "offline_access", vec![account("u9", "dana", "dana-pw")], |_| {}).await;
+    let dir = env!("CARGO_MANIFEST_DIR");
+    let home = tempfile::tempdir().unwrap();
+    let mut tool = Command::new("python3")
+        .args(["-m", "doorman_client", &app.address])
+        .env("PYTHONPATH", format!("{dir}/clients/python/src"))
+        .env("DOORMAN_CREDENTIALS", home.path().join("credentials.json"))
+        .env("DOORMAN_NO_BROWSER", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 must be installed");
+    let stderr = tool.stderr.take().unwrap();
+    // The link the tool prints (it keeps polling meanwhile).
+    let link = tokio::task::spawn_blocking(move || {
+        let mut lines = BufReader::new(stderr).lines();
+        let link = lines.by_ref().map_while(Result::ok).find_map(|l| l.trim().starts_with("http").then(|| l.trim().to_string()));
+        std::thread::spawn(move || lines.for_each(drop));
+        link
+    })
+    .await
+    .unwrap()
+    .expect("doorman-login printed no link");
+    assert!(link.starts_with(&format!("{}/device?user_code=", app.address)), "{link}");
+
+    let verdict = browser("device_approve.mjs", vec![link.clone(), "real".into(), "dana".into(), "dana-pw".into()]).await;
+    assert_eq!(verdict["ok"], true, "{verdict}");
+    assert_eq!(verdict["outcome"], "approved");
+    assert_eq!(verdict["client"], "doorman-python");
+    assert_eq!(verdict["went_through_login"], true);
+    assert!(link.ends_with(verdict["code"].as_str().unwrap()));
+
+    let output =
+        tokio::time::timeout(std::time::Duration::from_secs(60), tokio::task::spawn_blocking(move || tool.wait_with_output()))
+            .await
+            .expect("doorman-login finished after the approval")
+            .unwrap()
+            .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "dana");
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(home.path().join("credentials.json")).unwrap()).unwrap();
+    let token = saved[&app.address]["token"].as_str().unwrap();
+    let me: Value = app.get_bearer("/me", token).await.json().await.unwrap();
+    assert_eq!(me["username"], "dana");
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::both_backends;
+use crate::helpers::python::tap;
 use crate::helpers::real_op::{account, client_for, RealOp};
 use crate::helpers::sso::real_setup;
 use crate::helpers::{assert_error, spawn, Backend};
@@ -77,7 +78,7 @@ async fn user_deleted_at_the_provider_loses_access(backend: Backend) {
     })
     .await;
     assert_eq!(app.real_login("real", "alice", "alice-pw").await.status(), 302);
-    let tap: Value = app.get("/api-token-tap").await.json().await.unwrap();
+    let tap: Value = tap(&app).await;
     let bearer = tap["token"].as_str().unwrap().to_string();
     assert_eq!(app.get_bearer("/me", &bearer).await.status(), 200);
     let first = app.identities().await[0].valid_until;
@@ -112,7 +113,7 @@ async fn without_refresh_token_access_ends_after_external_validity(backend: Back
     .await;
     assert_eq!(app.real_login("real", "alice", "alice-pw").await.status(), 302);
     assert!(app.identities().await[0].refresh_token_enc.is_none());
-    let tap: Value = app.get("/api-token-tap").await.json().await.unwrap();
+    let tap: Value = tap(&app).await;
     let bearer = tap["token"].as_str().unwrap().to_string();
     assert_eq!(app.get("/me").await.status(), 200);
     app.advance(Duration::from_secs(61));

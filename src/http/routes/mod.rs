@@ -1,6 +1,7 @@
 //! The route table: every endpoint, and the scope it needs, in one place.
 
 mod admin;
+mod device;
 mod health;
 mod info;
 mod jwks;
@@ -31,6 +32,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &AppState) {
         .route("/admin", web::get().to(admin::show))
         .route("/admin/users/{username}/approve", web::post().to(admin::approve))
         .route("/admin/users/{username}/reject", web::post().to(admin::reject))
+        // Command-line sign-in (RFC 8628): the page a signed-in user approves
+        // a tool's code on (CSRF form field checked inside), the tool's codes,
+        // and the metadata; the tool polls POST /token.
+        .route("/device", web::get().to(device::page))
+        .route("/device", web::post().to(device::decide))
+        .route("/oauth/device_authorization", web::post().to(device::authorize))
+        .route("/.well-known/oauth-authorization-server", web::get().to(device::metadata))
         // Single sign-on; the pending sign-in lives in a session cookie on /oidc.
         .service(
             web::scope(pending::PATH)
@@ -64,7 +72,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &AppState) {
         // Own tokens; everyone's with users:admin (checked inside).
         .service(web::resource("/api-tokens").wrap(require(Scope::Tokens)).get(tokens::list))
         .service(web::resource("/api-tokens/{id}").wrap(require(Scope::Tokens)).delete(tokens::revoke))
-        // Service JWTs: bearer or cookie with `tokens` (checked inside), or client credentials (HTTP Basic).
+        // Service JWTs: bearer or cookie with `tokens` (checked inside), or client credentials (HTTP Basic);
+        // and a command-line tool's API token (device-code grant, RFC 8628).
         .route("/token", web::post().to(tokens::service_token))
         .route("/.well-known/jwks.json", web::get().to(jwks::show))
         .default_service(web::to(not_found));

@@ -1,6 +1,7 @@
-//! The server-rendered pages: `/login` and the signed-in page at `/`.
+//! The server-rendered pages: `/login` and the signed-in page at `/`
+//! (the device approval page is in device.rs).
 
-use actix_web::http::header;
+use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
@@ -16,7 +17,12 @@ pub struct LoginQuery {
 }
 
 fn html(body: String) -> HttpResponse {
-    HttpResponse::Ok()
+    html_with_status(StatusCode::OK, body)
+}
+
+/// A page with `status`, never cached nor framed.
+pub(super) fn html_with_status(status: StatusCode, body: String) -> HttpResponse {
+    HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
         .insert_header(super::NO_STORE)
         .insert_header(("X-Frame-Options", "DENY"))

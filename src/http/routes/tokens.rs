@@ -1,6 +1,7 @@
 //! Tokens: `/api-token-tap` (bearer tokens for SDKs, from a browser
 //! session), `/api-tokens` (list and revoke them) and `POST /token`
-//! (short-lived service JWTs).
+//! (short-lived service JWTs, and the API token of a command-line tool's
+//! device-code grant).
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -11,13 +12,13 @@ use crate::http::error::ApiError;
 use crate::http::extract;
 use crate::http::state::AppState;
 use crate::identity::api_tokens::{TokenRequest, TokenRequestBody};
-use crate::identity::Principal;
-use crate::service_tokens::issue::{Caller, Grant, TokenParams};
+use crate::identity::{IdentityError, Principal};
+use crate::service_tokens::issue::{Caller, Grant, TokenParams, TokenResponse};
 
 /// Largest body these endpoints read.
 const BODY_LIMIT: usize = 64 * 1024;
 
-async fn read_body(payload: web::Payload) -> Result<web::Bytes, ApiError> {
+pub(super) async fn read_body(payload: web::Payload) -> Result<web::Bytes, ApiError> {
     match payload.to_bytes_limited(BODY_LIMIT).await {
         Ok(Ok(body)) => Ok(body),
         Ok(Err(_)) => Err(ApiError::bad_request("invalid_body", "the request body could not be read")),
@@ -29,14 +30,45 @@ async fn read_body(payload: web::Payload) -> Result<web::Bytes, ApiError> {
     }
 }
 
-fn content_type(req: &HttpRequest) -> Option<&str> {
+pub(super) fn content_type(req: &HttpRequest) -> Option<&str> {
     req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok())
 }
 
 /// `GET /api-token-tap`: a token with every scope of the user and the default lifetime.
-pub async fn tap_get(state: web::Data<AppState>, principal: Principal) -> Result<HttpResponse, ApiError> {
+/// A GET with the session cookie mints a credential, so it must come from
+/// this site: see [`same_site_get`].
+pub async fn tap_get(state: web::Data<AppState>, principal: Principal, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    same_site_get(&req, &principal)?;
     let token = state.identity.tokens.create(&principal, TokenRequest::default()).await?;
     Ok(HttpResponse::Ok().insert_header(NO_STORE).json(token))
+}
+
+/// The rule for a cookie-authenticated `GET /api-token-tap`:
+/// - `Sec-Fetch-Site: cross-site` (a link or image on another site): refused,
+///   403 `cross_site_request`, whatever else the request carries;
+/// - else `X-CSRFToken` equal to the `csrftoken` cookie (scripts and front
+///   ends, as for POST): allowed;
+/// - else `Sec-Fetch-Site: same-origin` (doorman's own pages) or `none` (the
+///   user typed the address or opened a bookmark): allowed — browsers set
+///   this header themselves and no page can forge it;
+/// - anything else (`same-site`, or no header and no CSRF token): 403 `csrf_failed`.
+///
+/// Bearer callers are refused further on (`browser_session_required`).
+fn same_site_get(req: &HttpRequest, principal: &Principal) -> Result<(), ApiError> {
+    if principal.session_id().is_none() {
+        return Ok(());
+    }
+    let site = req.headers().get("sec-fetch-site").and_then(|v| v.to_str().ok()).map(str::to_ascii_lowercase);
+    if site.as_deref() == Some("cross-site") {
+        return Err(ApiError::forbidden(
+            "cross_site_request",
+            "GET /api-token-tap was sent from another site; open it from this site or send X-CSRFToken",
+        ));
+    }
+    if extract::check_csrf(req).is_ok() || matches!(site.as_deref(), Some("same-origin" | "none")) {
+        return Ok(());
+    }
+    Err(IdentityError::CsrfFailed.into())
 }
 
 /// `POST /api-token-tap` with an optional JSON body `{"name", "scopes", "ttl"}`.
@@ -99,11 +131,23 @@ pub async fn service_token(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body = read_body(payload).await?;
-    let params = TokenParams::parse(content_type(&req), &body)?;
+    let mut params = TokenParams::parse(content_type(&req), &body)?;
     let authorization = req.headers().get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or(""));
-    let caller = match Grant::of(authorization, params.grant_type.as_deref())? {
+    let caller = match Grant::for_request(authorization, &mut params)? {
         Grant::ClientCredentials { id, secret } => Caller::Client(state.service_tokens.authenticate_client(&id, &secret).await?),
         Grant::User => Caller::User(extract::authenticate(&req, &state).await?),
+        Grant::DeviceCode { device_code, client_id } => {
+            let identity = &state.identity;
+            let token =
+                identity.device.poll(&identity.tokens, state.sso.as_ref(), device_code.as_deref(), client_id.as_deref()).await?;
+            let issued = TokenResponse {
+                expires_in: (token.expires_at - state.clock.now()).num_seconds().max(0),
+                access_token: token.token.expose().to_string(),
+                token_type: "Bearer",
+                scope: token.scopes.to_string_list(),
+            };
+            return Ok(HttpResponse::Ok().insert_header(NO_STORE).insert_header((header::PRAGMA, "no-cache")).json(issued));
+        }
     };
     let issued = state.service_tokens.issue(caller, params).await?;
     Ok(HttpResponse::Ok().insert_header(NO_STORE).insert_header((header::PRAGMA, "no-cache")).json(issued))

@@ -4,6 +4,7 @@
 //! test moves; a client that keeps cookies and never follows redirects; the
 //! providers (in-process and real) and the Python and sign-in helpers.
 
+pub mod device;
 pub mod fake_op;
 pub mod python;
 pub mod real_op;

@@ -5,9 +5,11 @@ use serde_json::Value;
 
 use super::TestApp;
 
-/// A token from `GET /api-token-tap` in the app's browser session.
+/// A token from `GET /api-token-tap` in the app's browser session, sent as
+/// a script would: with `X-CSRFToken` (see the rule in README.md).
 pub async fn tap(app: &TestApp) -> Value {
-    let response = app.get("/api-token-tap").await;
+    let csrf = app.cookie("csrftoken").expect("a browser session (csrftoken cookie)");
+    let response = app.client.get(app.url("/api-token-tap")).header("X-CSRFToken", csrf).send().await.expect("request");
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["cache-control"], "no-store");
     response.json().await.unwrap()
