@@ -6,6 +6,7 @@
 #
 #   bench/load.sh                       # wrk -t2 -c64 -d10s, as in shared/BENCHMARKS.md
 #   DURATION=5s bench/load.sh
+#   BIN=/path/to/other/doorman bench/load.sh     (measure another build)
 #   BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test bench/load.sh   (the default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,8 +20,11 @@ command -v wrk >/dev/null || { echo "wrk is needed (apt-get install wrk)" >&2; e
 command -v curl >/dev/null || { echo "curl is needed" >&2; exit 1; }
 command -v psql >/dev/null || { echo "psql is needed for the PostgreSQL run" >&2; exit 1; }
 
-cargo build --release --quiet
-BIN="$PWD/target/release/doorman"
+# BIN=path/to/doorman measures that build instead (e.g. an older one, for a comparison in one run).
+if [ -z "${BIN:-}" ]; then
+    cargo build --release --quiet
+    BIN="$PWD/target/release/doorman"
+fi
 WORK="$(mktemp -d)"
 SERVER_PID=""
 PG_DB="doorman_bench_$$"

@@ -158,7 +158,7 @@ async fn removed_from_allowed_groups_loses_access_at_valid_until(backend: Backen
     let (app, op) = app(backend, rules).await;
     op.set(|k| k.groups = groups(&["staff"]));
     assert_eq!(app.sso_login("fake").await.status(), 302);
-    let tap: Value = app.get("/api-token-tap").await.json().await.unwrap();
+    let tap = crate::helpers::python::tap(&app).await;
     let bearer = tap["token"].as_str().unwrap().to_string();
     op.set(|k| k.groups = groups(&["alumni"]));
     app.advance(minutes(31));

@@ -26,7 +26,7 @@ async fn json_of(response: reqwest::Response, status: u16) -> Value {
 }
 
 async fn tap(browser: &TestApp) -> String {
-    let tap: Value = browser.get("/api-token-tap").await.json().await.unwrap();
+    let tap = crate::helpers::python::tap(browser).await;
     tap["token"].as_str().unwrap().to_string()
 }
 
