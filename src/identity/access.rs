@@ -25,6 +25,9 @@ pub struct AccessClaims {
     pub ext: bool,
     /// `valid_until` of an external user, seconds since the epoch.
     pub vu: Option<i64>,
+    /// Ids of the providers the user signs in with.
+    #[serde(default)]
+    pub prv: Vec<String>,
     pub iat: i64,
     pub exp: i64,
 }
@@ -66,6 +69,7 @@ impl AccessKeys {
             adm: user.user.is_admin,
             ext: user.user.is_external,
             vu: vu.map(|v| v.timestamp()),
+            prv: user.providers.clone(),
             iat: now.timestamp(),
             exp: exp.timestamp(),
         };

@@ -28,6 +28,8 @@ pub struct Principal {
     pub valid_until: Option<DateTime<Utc>>,
     pub scopes: ScopeSet,
     pub via: Via,
+    /// Ids of the providers the user signs in with (as the credential carries them).
+    pub providers: Vec<String>,
 }
 
 impl Principal {
@@ -52,11 +54,40 @@ impl Principal {
             valid_until: user.valid_until.map(|v| v.and_utc()),
             scopes: ScopeSet::from_iter(scopes.iter().filter(|s| ScopeSet::for_user(row.is_admin).contains(*s))),
             via: Via::Bearer { token_id: token_id.to_string() },
+            providers: user.providers.clone(),
         }
     }
 }
 
-/// A user as `GET /me` and the `/users` endpoints show them: the one JSON
+/// The caller as `GET /me` shows them: what their credential carries, so
+/// the answer reads no database.
+#[derive(Debug, Serialize)]
+pub struct MeJson {
+    pub username: String,
+    pub email: Option<String>,
+    pub channel: String,
+    pub is_admin: bool,
+    pub is_external_user: bool,
+    pub valid_until: Option<DateTime<Utc>>,
+    /// Ids of the providers the user signs in with.
+    pub providers: Vec<String>,
+}
+
+impl From<&Principal> for MeJson {
+    fn from(p: &Principal) -> Self {
+        Self {
+            username: p.username.clone(),
+            email: p.email.clone(),
+            channel: p.channel.clone(),
+            is_admin: p.is_admin,
+            is_external_user: p.is_external,
+            valid_until: p.valid_until,
+            providers: p.providers.clone(),
+        }
+    }
+}
+
+/// A user as the `/users` endpoints show them: the one JSON
 /// projection of a stored user.
 #[derive(Debug, Serialize)]
 pub struct UserJson {

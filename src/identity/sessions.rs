@@ -180,6 +180,7 @@ impl Sessions {
             valid_until,
             scopes: ScopeSet::for_user(claims.adm),
             via: Via::Cookie { session_id: claims.sid },
+            providers: claims.prv,
         })
     }
 }

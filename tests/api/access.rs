@@ -209,9 +209,10 @@ async fn approval_queue_end_to_end(backend: Backend) {
     assert_eq!((approved["status"].as_str(), approved["channel"].as_str()), (Some("active"), Some("team")));
     assert_error(app.post_json("/users/sso.user/approve", &json!({})).await, 409, "not_pending").await;
     assert_eq!(newcomer.sso_login("fake").await.status(), 302);
-    let me = me(&newcomer).await;
-    assert_eq!((me["status"].as_str(), me["channel"].as_str()), (Some("active"), Some("team")));
-    assert!(me["last_login_at"].is_string());
+    assert_eq!(me(&newcomer).await["channel"], "team");
+    let stored: Value = app.get("/users/sso.user").await.json().await.unwrap();
+    assert_eq!((stored["status"].as_str(), stored["channel"].as_str()), (Some("active"), Some("team")));
+    assert!(stored["last_login_at"].is_string());
 
     // Another newcomer is rejected: deleted with their identity.
     op.set_user(user("s2", "late.comer", "late@example.com"));
@@ -274,6 +275,8 @@ async fn linking_a_second_provider(backend: Backend) {
     assert_eq!(linked.status(), 302);
     assert!(!sets_login_cookies(&linked), "linking signs nobody in");
     assert_eq!(app.user_count().await, 1, "linking creates no user");
+    // `/me` answers from the access cookie: the next renewal carries the new provider.
+    assert_eq!(app.post_empty("/me/refresh").await.status(), 200);
     assert_eq!(me(&app).await["providers"], json!(["fake", "other"]));
     let page = app.get("/").await.text().await.unwrap();
     assert!(page.contains("data-provider=\"fake\"") && page.contains("data-provider=\"other\""), "{page}");

@@ -8,7 +8,7 @@ use crate::http::cookies::{self, SESSION};
 use crate::http::error::ApiError;
 use crate::http::extract::check_csrf;
 use crate::http::state::AppState;
-use crate::identity::principal::UserJson;
+use crate::identity::principal::{MeJson, UserJson};
 use crate::identity::{users, IdentityError, Principal};
 
 #[derive(Deserialize)]
@@ -18,17 +18,9 @@ pub struct Credentials {
     password: String,
 }
 
-/// `GET /me`: the caller as stored (with their providers); `valid_until`
-/// as the caller's credential carries it.
-pub async fn show(state: web::Data<AppState>, principal: Principal) -> Result<HttpResponse, ApiError> {
-    let id = principal.user_id.clone();
-    let view = state.db.run(move |conn| crate::db::users::view_by_id(conn, &id)).await?;
-    let view = view.ok_or(IdentityError::InvalidSession)?;
-    let mut json = UserJson::from(&view);
-    if principal.is_external {
-        json.valid_until = principal.valid_until.or(json.valid_until);
-    }
-    Ok(HttpResponse::Ok().json(json))
+/// `GET /me`: the caller as their credential carries them; reads no database.
+pub async fn show(principal: Principal) -> HttpResponse {
+    HttpResponse::Ok().json(MeJson::from(&principal))
 }
 
 pub async fn login(state: web::Data<AppState>, body: web::Json<Credentials>) -> Result<HttpResponse, ApiError> {
