@@ -6,6 +6,8 @@ mod helpers;
 mod bad_input;
 mod browser;
 mod cli;
+mod faults;
+mod hostile;
 mod lifecycle;
 mod migrations;
 mod oidc;

@@ -26,6 +26,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &AppState) {
         // Pages.
         .route("/", web::get().to(pages::home))
         .route("/login", web::get().to(pages::login))
+        .route("/static/doorman.js", web::get().to(pages::script))
+        .route("/static/doorman.css", web::get().to(pages::style))
         // Single sign-on; the pending sign-in lives in a session cookie on /oidc.
         .service(
             web::scope(pending::PATH)

@@ -7,6 +7,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use super::NO_STORE;
+use crate::http::client::ClientInfo;
 use crate::http::error::ApiError;
 use crate::http::extract;
 use crate::http::state::AppState;
@@ -102,7 +103,10 @@ pub async fn service_token(
     let params = TokenParams::parse(content_type(&req), &body)?;
     let authorization = req.headers().get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or(""));
     let caller = match Grant::of(authorization, params.grant_type.as_deref())? {
-        Grant::ClientCredentials { id, secret } => Caller::Client(state.service_tokens.authenticate_client(&id, &secret).await?),
+        Grant::ClientCredentials { id, secret } => {
+            let ip = ClientInfo::of(&req, &state.settings.server.trusted_proxies).ip;
+            Caller::Client(state.service_tokens.authenticate_client(&id, &secret, ip).await?)
+        }
         Grant::User => Caller::User(extract::authenticate(&req, &state).await?),
     };
     let issued = state.service_tokens.issue(caller, params).await?;
