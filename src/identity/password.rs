@@ -101,52 +101,25 @@ pub async fn verify_blocking(stored: Option<String>, password: String) -> Result
     blocking(move || verify(stored.as_deref(), &password)).await
 }
 
-/// A job for the argon2 threads.
-type Job = Box<dyn FnOnce() + Send>;
-
-/// The argon2 threads: [`slots`] of them, made once. Hashing always on the
-/// same few threads keeps argon2's 19 MiB blocks in a few malloc arenas;
-/// on the shared blocking pool every new thread would keep a block of its
-/// own after it is freed, and memory would grow with the pool.
-static WORKERS: LazyLock<Option<std::sync::mpsc::Sender<Job>>> = LazyLock::new(|| {
-    let (sender, receiver) = std::sync::mpsc::channel::<Job>();
-    let receiver = std::sync::Arc::new(std::sync::Mutex::new(receiver));
-    let mut started = 0;
-    for i in 0..slot_count() {
-        let receiver = receiver.clone();
-        let spawned = std::thread::Builder::new().name(format!("argon2-{i}")).spawn(move || loop {
-            let job = match receiver.lock().unwrap_or_else(|e| e.into_inner()).recv() {
-                Ok(job) => job,
-                Err(_) => return,
-            };
-            // A panic ends that job (its caller sees an internal error), not the thread.
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
-        });
-        if spawned.is_ok() {
-            started += 1;
-        }
-    }
-    (started > 0).then_some(sender)
-});
-
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, IdentityError> {
     let _permit = match tokio::time::timeout(SLOT_WAIT, SLOTS.acquire()).await {
         Ok(Ok(permit)) => permit,
         // The semaphore is never closed; a timeout means every slot stayed busy.
         _ => return Err(IdentityError::Busy(1)),
     };
-    let (done, result) = tokio::sync::oneshot::channel();
-    let job: Job = Box::new(move || {
+    let counted = move || {
         let now = IN_FLIGHT.fetch_add(1, Ordering::Relaxed) + 1;
         PEAK.fetch_max(now, Ordering::Relaxed);
         RUNS.fetch_add(1, Ordering::Relaxed);
         let value = f();
         IN_FLIGHT.fetch_sub(1, Ordering::Relaxed);
-        let _ = done.send(value);
-    });
-    let workers = WORKERS.as_ref().ok_or_else(|| IdentityError::Internal("no argon2 thread could be started".into()))?;
-    workers.send(job).map_err(|_| IdentityError::Internal("the argon2 threads are gone".into()))?;
-    result.await.map_err(|_| IdentityError::Internal("password hashing failed".into()))
+        value
+    };
+    match tokio::task::spawn_blocking(counted).await {
+        Ok(value) => Ok(value),
+        Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+        Err(err) => Err(IdentityError::Internal(err.into())),
+    }
 }
 
 #[cfg(test)]

@@ -29,10 +29,6 @@ pub const PER_CLIENT_AND_ADDRESS: i32 = 5;
 pub struct Throttle {
     db: Db,
     clock: Clock,
-    /// Counters this instance saw past their limit -> when their window
-    /// ends: until then they are refused here, without a database write
-    /// (a count only grows within its window, so the answer is the same).
-    over: moka::sync::Cache<String, i64>,
 }
 
 /// An attempt that was let through; give it back to [`Throttle::succeeded`].
@@ -44,11 +40,7 @@ pub struct Attempt {
 
 impl Throttle {
     pub fn new(db: Db, clock: Clock) -> Self {
-        let over = moka::sync::Cache::builder()
-            .max_capacity(100_000)
-            .time_to_live(std::time::Duration::from_secs(WINDOW_SECS as u64))
-            .build();
-        Self { db, clock, over }
+        Self { db, clock }
     }
 
     /// Counts a password attempt for `username` from `ip`: `Ok(Err(seconds))`
@@ -80,10 +72,6 @@ impl Throttle {
 
     async fn count(&self, keys: Vec<(String, i32)>) -> Result<Result<Attempt, u64>, DbError> {
         let now = self.clock.timestamp();
-        let known = keys.iter().filter_map(|(key, _)| self.over.get(key)).filter(|end| *end > now).max();
-        if let Some(end) = known {
-            return Ok(Err((end - now) as u64));
-        }
         let prune = rand::random::<u8>() < 4;
         let counts = self
             .db
@@ -99,14 +87,11 @@ impl Throttle {
                 Ok(counts)
             })
             .await?;
-        let mut wait = None;
-        for (key, limit, count) in &counts {
-            if count.attempts > *limit {
-                let end = count.window_start + WINDOW_SECS;
-                self.over.insert(key.clone(), end);
-                wait = wait.max(Some((end - now).max(1) as u64));
-            }
-        }
+        let wait = counts
+            .iter()
+            .filter(|(_, limit, count)| count.attempts > *limit)
+            .map(|(_, _, count)| (count.window_start + WINDOW_SECS - now).max(1) as u64)
+            .max();
         if let Some(seconds) = wait {
             return Ok(Err(seconds));
         }
