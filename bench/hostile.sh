@@ -9,8 +9,9 @@
 # Reports the legitimate req/s and p99 of both runs and doorman's peak
 # resident memory (VmHWM) over the attacked run.
 #
-#   bench/hostile.sh                    # DURATION=10s, SQLite
+#   bench/hostile.sh                    # DURATION=10s, SQLite, release build
 #   DURATION=5s bench/hostile.sh
+#   PROFILE=dev bench/hostile.sh        # the debug build (dependencies optimised), no release build needed
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,8 +22,14 @@ command -v wrk >/dev/null || { echo "wrk is needed (apt-get install wrk)" >&2; e
 command -v curl >/dev/null || { echo "curl is needed" >&2; exit 1; }
 command -v python3 >/dev/null || { echo "python3 is needed" >&2; exit 1; }
 
-cargo build --release --quiet
-BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/doorman"
+PROFILE="${PROFILE:-release}"
+if [ "$PROFILE" = release ]; then
+    cargo build --release --quiet
+    BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/doorman"
+else
+    cargo build --quiet
+    BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/doorman"
+fi
 WORK="$(mktemp -d)"
 SERVER_PID=""
 cleanup() {
@@ -106,7 +113,7 @@ wait "$a1" "$a2" "$a3" 2>/dev/null || true
 peak_kb="$(awk '/VmHWM/ {print $2}' "/proc/${SERVER_PID}/status")"
 
 echo
-echo "wrk -t1 -c${CONNECTIONS} -d${DURATION} on cookie GET /me, release build, SQLite, $(nproc) cores"
+echo "wrk -t1 -c${CONNECTIONS} -d${DURATION} on cookie GET /me, ${PROFILE} build, SQLite, $(nproc) cores"
 echo
 echo "| run | /me req/s | p99 | peak RSS (VmHWM) |"
 echo "| --- | ---: | ---: | ---: |"
