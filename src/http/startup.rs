@@ -4,12 +4,12 @@
 use std::net::TcpListener;
 
 use actix_web::dev::Server;
-use actix_web::middleware::{Compress, Logger};
+use actix_web::middleware::{from_fn, Compress, Logger};
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 
 use super::state::AppState;
-use super::{error, routes};
+use super::{error, hardening, routes};
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::Db;
@@ -34,9 +34,13 @@ impl Application {
     pub async fn build_on(settings: Settings, listener: TcpListener, clock: Clock) -> anyhow::Result<Application> {
         let db_url = settings.database.url.clone();
         let pool_size = settings.database.pool_size;
-        let db = tokio::task::spawn_blocking(move || Db::connect(&db_url, pool_size)).await.context("database setup")??;
+        let timeout = settings.database.timeout.std();
+        let db = tokio::task::spawn_blocking(move || Db::connect_with(&db_url, pool_size, timeout))
+            .await
+            .context("database setup")??;
         let port = listener.local_addr()?.port();
         let workers = settings.server.workers;
+        let shutdown_timeout = settings.server.shutdown_timeout.as_secs();
         let state = web::Data::new(AppState::new(settings, db, clock)?);
         state.service_tokens.start().await?;
         state.sso.start().await;
@@ -50,6 +54,8 @@ impl Application {
                 .app_data(web::PathConfig::default().error_handler(error::path_error))
                 .app_data(web::FormConfig::default().limit(64 * 1024).error_handler(error::form_error))
                 .wrap(routes::cors(&app_state.settings))
+                // Outside CORS (to see its headers), before any body is read.
+                .wrap(from_fn(hardening::harden))
                 .wrap(Compress::default())
                 // %U: the path only; the OIDC callback's query carries the code.
                 .wrap(
@@ -57,6 +63,8 @@ impl Application {
                 )
                 .configure(|cfg| routes::configure(cfg, &app_state))
         })
+        // SIGTERM: stop accepting, let in-flight requests finish for this long.
+        .shutdown_timeout(shutdown_timeout)
         .listen(listener)?;
         if workers > 0 {
             server = server.workers(workers);
@@ -75,7 +83,17 @@ impl Application {
         self.state.clone()
     }
 
+    /// Serves until the server stops (SIGTERM or SIGINT: in-flight requests
+    /// finish within `server.shutdown_timeout`), then gives up the refresh
+    /// leases this instance holds.
     pub async fn run(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        match self.state.sso.release_leases().await {
+            Ok(0) => {}
+            Ok(n) => log::info!("released {n} refresh lease(s)"),
+            Err(err) => log::warn!("could not release refresh leases: {}", crate::report::chain(&err)),
+        }
+        log::info!("doorman stopped");
+        served
     }
 }

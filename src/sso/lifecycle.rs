@@ -73,6 +73,7 @@ pub enum Outcome {
 
 /// Refreshes one leased identity and records the outcome.
 pub async fn refresh_identity(sso: &Sso, identity: IdentityRow) -> Outcome {
+    sso.held().insert(identity.id.clone());
     let result = exchange_refresh_token(sso, &identity).await;
     let id = identity.id.clone();
     let now = sso.clock.now_naive();
@@ -119,6 +120,7 @@ pub async fn refresh_identity(sso: &Sso, identity: IdentityRow) -> Outcome {
             Outcome::Retry
         }
     };
+    sso.held().remove(&identity.id);
     sso.refresh_inflight.invalidate(&identity.user_id).await;
     outcome
 }

@@ -158,7 +158,9 @@ async fn removed_from_allowed_groups_loses_access_at_valid_until(backend: Backen
     let (app, op) = app(backend, rules).await;
     op.set(|k| k.groups = groups(&["staff"]));
     assert_eq!(app.sso_login("fake").await.status(), 302);
-    let tap: Value = app.get("/api-token-tap").await.json().await.unwrap();
+    let csrf = app.cookie("csrftoken").unwrap();
+    let tap: Value =
+        app.client.get(app.url("/api-token-tap")).header("X-CSRFToken", csrf).send().await.unwrap().json().await.unwrap();
     let bearer = tap["token"].as_str().unwrap().to_string();
     op.set(|k| k.groups = groups(&["alumni"]));
     app.advance(minutes(31));

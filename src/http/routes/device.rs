@@ -153,7 +153,7 @@ pub async fn page(
         outcome: None,
     };
     let Some(code) = typed else { return render(&state, page) };
-    let attempt = Attempt { session_id, ip: client.ip.to_string() };
+    let attempt = Attempt { session_id, ip: client.ip };
     match state.identity.device.lookup(&attempt, code).await {
         Ok(request) => {
             page.step = "confirm";
@@ -215,7 +215,7 @@ pub async fn decide(
         page.error = Some("type the code your tool shows".into());
         return render(&state, page);
     };
-    let attempt = Attempt { session_id, ip: client.ip.to_string() };
+    let attempt = Attempt { session_id, ip: client.ip };
     match state.identity.device.decide(&attempt, &principal, code, decision).await {
         Ok(request) => {
             log::info!(
