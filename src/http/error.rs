@@ -106,7 +106,7 @@ pub fn internal(err: &(dyn std::error::Error + 'static)) -> ApiError {
 impl From<DbError> for ApiError {
     fn from(err: DbError) -> Self {
         match err {
-            DbError::Pool(_) => {
+            DbError::Pool(_) | DbError::Timeout => {
                 log::error!("database unavailable: {err}");
                 ApiError::unavailable("the database is unavailable, try again shortly")
             }
@@ -138,6 +138,10 @@ impl From<IdentityError> for ApiError {
             InvalidSession => {
                 ApiError::unauthorized("invalid_session", "the session is invalid, expired or ended; sign in again")
             }
+            AccessExpired => ApiError::unauthorized(
+                "access_expired",
+                "the access cookie has expired while the session lives; call POST /me/refresh and retry",
+            ),
             SignInAgain => bearer(
                 ApiError::unauthorized(
                     "sign_in_again",

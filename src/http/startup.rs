@@ -4,20 +4,22 @@
 use std::net::TcpListener;
 
 use actix_web::dev::Server;
-use actix_web::middleware::{Compress, Logger};
+use actix_web::middleware::{from_fn, Compress, Condition, Logger};
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 
 use super::state::AppState;
-use super::{error, routes};
+use super::{error, metrics, routes};
 use crate::clock::Clock;
-use crate::config::Settings;
+use crate::config::{DatabaseUrl, Settings};
 use crate::db::Db;
 
 /// A built, bound, not yet running doorman.
 pub struct Application {
     port: u16,
     server: Server,
+    /// The metrics listener, when `metrics.bind` is set.
+    metrics: Option<(u16, Server)>,
     state: web::Data<AppState>,
 }
 
@@ -37,9 +39,29 @@ impl Application {
         let db = tokio::task::spawn_blocking(move || Db::connect(&db_url, pool_size)).await.context("database setup")??;
         let port = listener.local_addr()?.port();
         let workers = settings.server.workers;
+        let metrics_bind = settings.metrics.bind;
+        let metrics_listener = match metrics_bind {
+            Some(addr) => Some(TcpListener::bind(addr).with_context(|| format!("metrics.bind: cannot listen on {addr}"))?),
+            None => None,
+        };
+        let listen_url = match &settings.database.url {
+            DatabaseUrl::Postgres(url) => Some(url.clone()),
+            DatabaseUrl::Sqlite(_) => None,
+        };
         let state = web::Data::new(AppState::new(settings, db, clock)?);
+        if let Some(url) = listen_url {
+            state.identity.revocations.start_listener(&url).await;
+        }
         state.service_tokens.start().await?;
         state.sso.start().await;
+        let metrics = match metrics_listener {
+            Some(listener) => {
+                let port = listener.local_addr()?.port();
+                Some((port, metrics::server(listener, state.clone())?))
+            }
+            None => None,
+        };
+        let with_metrics = metrics.is_some();
 
         let app_state = state.clone();
         let mut server = HttpServer::new(move || {
@@ -51,6 +73,7 @@ impl Application {
                 .app_data(web::FormConfig::default().limit(64 * 1024).error_handler(error::form_error))
                 .wrap(routes::cors(&app_state.settings))
                 .wrap(Compress::default())
+                .wrap(Condition::new(with_metrics, from_fn(metrics::record)))
                 // %U: the path only; the OIDC callback's query carries the code.
                 .wrap(
                     Logger::new("%a %{method}xi %U %s %b %Dms").custom_request_replace("method", |req| req.method().to_string()),
@@ -62,12 +85,17 @@ impl Application {
             server = server.workers(workers);
         }
         let server = server.run();
-        Ok(Application { port, server, state })
+        Ok(Application { port, server, metrics, state })
     }
 
     /// The port the server listens on (useful with `bind = "127.0.0.1:0"`).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of the metrics listener, when `metrics.bind` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(port, _)| *port)
     }
 
     /// The shared state, for tests that look inside.
@@ -76,6 +104,15 @@ impl Application {
     }
 
     pub async fn run(self) -> std::io::Result<()> {
-        self.server.await
+        match self.metrics {
+            Some((_, metrics)) => {
+                let handle = metrics.handle();
+                tokio::spawn(metrics);
+                let served = self.server.await;
+                handle.stop(true).await;
+                served
+            }
+            None => self.server.await,
+        }
     }
 }

@@ -8,14 +8,17 @@ pub mod access;
 pub mod api_tokens;
 pub mod password;
 pub mod principal;
+pub mod revocation;
 pub mod scopes;
 pub mod sessions;
 pub mod throttle;
 pub mod users;
 
 use std::future::Future;
+use std::sync::Arc;
 
 use chrono::NaiveDateTime;
+use moka::sync::Cache;
 
 pub use principal::{Principal, Via};
 pub use scopes::{Scope, ScopeSet};
@@ -43,6 +46,9 @@ pub enum IdentityError {
     InvalidToken,
     #[error("invalid session")]
     InvalidSession,
+    /// The access cookie ran out while its browser session lives: refresh and retry.
+    #[error("access cookie expired")]
+    AccessExpired,
     #[error("the provider no longer vouches for the user")]
     SignInAgain,
     #[error("CSRF check failed")]
@@ -82,13 +88,36 @@ pub struct Identity {
     pub sessions: sessions::Sessions,
     pub tokens: api_tokens::ApiTokens,
     pub throttle: throttle::Throttle,
+    /// Revocation on every instance (see [`revocation`]).
+    pub revocations: Arc<revocation::Revocations>,
 }
 
 impl Identity {
     pub fn new(settings: &AuthSettings, keys: &DerivedKeys, db: Db, clock: Clock) -> Self {
+        // Built with invalidation closures: a revoked user is forgotten by user id.
+        let session_cache: revocation::SessionCache = Cache::builder()
+            .max_capacity(1_000_000)
+            .time_to_live(settings.cache_ttl.std())
+            .support_invalidation_closures()
+            .build();
+        let token_cache: revocation::TokenCache = Cache::builder()
+            .max_capacity(1_000_000)
+            .time_to_live(settings.cache_ttl.std())
+            .support_invalidation_closures()
+            .build();
+        let shared = db.backend() == crate::db::Backend::Postgres;
+        let revocations = Arc::new(revocation::Revocations::new(session_cache.clone(), token_cache.clone(), shared));
         Self {
-            sessions: sessions::Sessions::new(settings, &keys.access_jwt, db.clone(), clock.clone()),
-            tokens: api_tokens::ApiTokens::new(settings, db.clone(), clock.clone()),
+            sessions: sessions::Sessions::new(
+                settings,
+                &keys.access_jwt,
+                db.clone(),
+                clock.clone(),
+                session_cache,
+                revocations.clone(),
+            ),
+            tokens: api_tokens::ApiTokens::new(settings, db.clone(), clock.clone(), token_cache, revocations.clone()),
+            revocations,
             throttle: throttle::Throttle::default(),
             settings: settings.clone(),
             db,

@@ -3,6 +3,7 @@
 
 use chrono::NaiveDateTime;
 
+use super::revocation::{Revocations, Revoked};
 use super::{password, Identity, IdentityError, Principal, Scope};
 use crate::db::{self, users::UserRow, users::UserView, DbConnection};
 
@@ -126,7 +127,10 @@ pub async fn password_login(identity: &Identity, username: &str, password: &str)
     if Username::parse(username).is_err() || password.is_empty() {
         return Err(IdentityError::BadCredentials);
     }
-    identity.throttle.check(username).map_err(IdentityError::TooManyAttempts)?;
+    if let Err(wait) = identity.throttle.check(username) {
+        metrics::counter!("doorman_sign_ins_total", "method" => "password", "outcome" => "throttled").increment(1);
+        return Err(IdentityError::TooManyAttempts(wait));
+    }
     let name = username.to_string();
     let view = identity
         .db
@@ -140,10 +144,12 @@ pub async fn password_login(identity: &Identity, username: &str, password: &str)
     match view {
         Some(view) if matches => {
             identity.throttle.succeed(username);
+            metrics::counter!("doorman_sign_ins_total", "method" => "password", "outcome" => "success").increment(1);
             Ok(view)
         }
         _ => {
             identity.throttle.fail(username);
+            metrics::counter!("doorman_sign_ins_total", "method" => "password", "outcome" => "failure").increment(1);
             Err(IdentityError::BadCredentials)
         }
     }
@@ -186,11 +192,13 @@ pub async fn change_password(
         .run(move |conn| {
             db::write_transaction(conn, |conn| {
                 db::users::set_password_hash(conn, &user.id, &hash, now)?;
-                db::sessions::revoke_all_for_user(conn, &user.id, keep.as_deref(), now)
+                let ended = Revoked::Sessions(db::sessions::revoke_all_for_user(conn, &user.id, keep.as_deref(), now)?);
+                Revocations::announce(conn, &ended)?;
+                Ok(ended)
             })
         })
         .await?;
-    identity.sessions.forget(&ended);
+    identity.revocations.forget(&ended);
     Ok(())
 }
 

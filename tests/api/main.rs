@@ -11,6 +11,7 @@ mod migrations;
 mod oidc;
 mod processes;
 mod real_sso;
+mod revocation;
 mod service_jwt;
 mod session;
 mod tokens;
