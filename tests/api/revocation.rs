@@ -246,7 +246,7 @@ async fn readyz_shows_database_providers_and_channel(backend: Backend) {
                 client_id: "c".into(),
                 client_secret: None,
                 scopes: vec!["openid".into()],
-            })
+            });
         })
         .start()
         .await;
