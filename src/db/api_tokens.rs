@@ -58,3 +58,16 @@ pub fn revoke(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> QueryRes
 pub fn touch(conn: &mut DbConnection, id: &str, at: NaiveDateTime) -> QueryResult<usize> {
     diesel::update(api_tokens::table.find(id)).set(api_tokens::last_used_at.eq(Some(at))).execute(conn)
 }
+
+/// Revokes every live token of a user; returns their hashes.
+pub fn revoke_all_for_user(conn: &mut DbConnection, user_id: &str, now: NaiveDateTime) -> QueryResult<Vec<String>> {
+    let hashes: Vec<String> = api_tokens::table
+        .filter(api_tokens::user_id.eq(user_id))
+        .filter(api_tokens::revoked_at.is_null())
+        .select(api_tokens::token_hash)
+        .load(conn)?;
+    diesel::update(api_tokens::table.filter(api_tokens::user_id.eq(user_id)).filter(api_tokens::revoked_at.is_null()))
+        .set(api_tokens::revoked_at.eq(Some(now)))
+        .execute(conn)?;
+    Ok(hashes)
+}

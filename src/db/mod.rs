@@ -3,6 +3,7 @@
 //! async executor.
 
 pub mod api_tokens;
+pub mod audit_events;
 pub mod clients;
 pub mod identities;
 pub mod oidc_states;

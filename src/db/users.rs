@@ -36,6 +36,11 @@ pub fn find_by_username(conn: &mut DbConnection, name: &str) -> QueryResult<Opti
     users::table.filter(users::username.eq(name)).select(UserRow::as_select()).first(conn).optional()
 }
 
+/// The username of user `id`.
+pub fn username_of(conn: &mut DbConnection, id: &str) -> QueryResult<Option<String>> {
+    users::table.find(id).select(users::username).first(conn).optional()
+}
+
 pub fn username_taken(conn: &mut DbConnection, name: &str) -> QueryResult<bool> {
     diesel::select(diesel::dsl::exists(users::table.filter(users::username.eq(name)))).get_result(conn)
 }

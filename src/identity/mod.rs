@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod api_tokens;
+pub mod audit;
 pub mod password;
 pub mod principal;
 pub mod scopes;
@@ -82,18 +83,37 @@ pub struct Identity {
     pub sessions: sessions::Sessions,
     pub tokens: api_tokens::ApiTokens,
     pub throttle: throttle::Throttle,
+    pub audit: audit::Audit,
+}
+
+/// Browser sessions and API tokens that just ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Revoked {
+    /// Session ids.
+    pub sessions: Vec<String>,
+    /// API-token hashes (what the token caches are keyed by).
+    pub token_hashes: Vec<String>,
 }
 
 impl Identity {
-    pub fn new(settings: &AuthSettings, keys: &DerivedKeys, db: Db, clock: Clock) -> Self {
+    pub fn new(settings: &AuthSettings, keys: &DerivedKeys, db: Db, clock: Clock, audit: audit::Audit) -> Self {
         Self {
-            sessions: sessions::Sessions::new(settings, &keys.access_jwt, db.clone(), clock.clone()),
-            tokens: api_tokens::ApiTokens::new(settings, db.clone(), clock.clone()),
+            sessions: sessions::Sessions::new(settings, &keys.access_jwt, db.clone(), clock.clone(), audit.clone()),
+            tokens: api_tokens::ApiTokens::new(settings, db.clone(), clock.clone(), audit.clone()),
             throttle: throttle::Throttle::default(),
             settings: settings.clone(),
+            audit,
             db,
             clock,
         }
+    }
+
+    /// The one way every ended session or token is announced, once the
+    /// database says so: this instance forgets them at once (whatever
+    /// else must hear of a revocation hooks in here).
+    pub fn revoked(&self, revoked: &Revoked) {
+        self.sessions.forget(&revoked.sessions);
+        self.tokens.forget(&revoked.token_hashes);
     }
 }
 

@@ -3,7 +3,8 @@
 
 use chrono::NaiveDateTime;
 
-use super::{password, Identity, IdentityError, Principal, Scope};
+use super::audit::{self, Event, Kind, Origin};
+use super::{password, Identity, IdentityError, Principal, Revoked, Scope};
 use crate::db::{self, users::UserRow, users::UserView, DbConnection};
 
 /// Longest username.
@@ -116,17 +117,37 @@ pub fn valid_email(text: &str) -> bool {
         && text.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.contains('@'))
 }
 
-/// Checks a username and password; the user on success. Failures are
-/// counted per name and, past the limit, refused before any check (429).
-pub async fn password_login(identity: &Identity, username: &str, password: &str) -> Result<UserView, IdentityError> {
+/// Checks a username and password; the user on success (the caller opens
+/// the session, which records the sign-in). A failure is recorded with its
+/// reason. Failures are counted per name and, past the limit, refused
+/// before any check (429).
+pub async fn password_login(
+    identity: &Identity,
+    username: &str,
+    password: &str,
+    client: &Origin,
+) -> Result<UserView, IdentityError> {
+    let result = check_password(identity, username, password).await;
+    if let Err((reason, _)) = &result {
+        let mut event = Event::failure(Kind::SignIn).origin(client).detail("method", "password").detail("reason", *reason);
+        // Only a name some account could have is kept: never free text (it might be a mistyped password).
+        if Username::parse(username).is_ok() {
+            event = event.username(username);
+        }
+        identity.audit.record(event).await;
+    }
+    result.map_err(|(_, err)| err)
+}
+
+async fn check_password(identity: &Identity, username: &str, password: &str) -> Result<UserView, (&'static str, IdentityError)> {
     if !identity.settings.password_login {
-        return Err(IdentityError::PasswordLoginDisabled);
+        return Err(("password_login_disabled", IdentityError::PasswordLoginDisabled));
     }
     // A name no account can have is refused before any lookup.
     if Username::parse(username).is_err() || password.is_empty() {
-        return Err(IdentityError::BadCredentials);
+        return Err(("malformed", IdentityError::BadCredentials));
     }
-    identity.throttle.check(username).map_err(IdentityError::TooManyAttempts)?;
+    identity.throttle.check(username).map_err(|s| ("too_many_attempts", IdentityError::TooManyAttempts(s)))?;
     let name = username.to_string();
     let view = identity
         .db
@@ -134,17 +155,24 @@ pub async fn password_login(identity: &Identity, username: &str, password: &str)
             Some(user) => db::users::view_by_id(conn, &user.id),
             None => Ok(None),
         })
-        .await?;
+        .await
+        .map_err(|e| ("internal", IdentityError::from(e)))?;
     let stored = view.as_ref().and_then(|v| v.user.password_hash.clone());
-    let matches = password::verify_blocking(stored, password.to_string()).await?;
+    let has_password = stored.is_some();
+    let matches = password::verify_blocking(stored, password.to_string()).await.map_err(|e| ("internal", e))?;
     match view {
         Some(view) if matches => {
             identity.throttle.succeed(username);
             Ok(view)
         }
-        _ => {
+        found => {
             identity.throttle.fail(username);
-            Err(IdentityError::BadCredentials)
+            let reason = match found {
+                None => "unknown_user",
+                Some(_) if !has_password => "no_password",
+                Some(_) => "wrong_password",
+            };
+            Err((reason, IdentityError::BadCredentials))
         }
     }
 }
@@ -157,6 +185,7 @@ pub async fn change_password(
     target: &str,
     new_password: String,
     old_password: Option<String>,
+    client: &Origin,
 ) -> Result<(), IdentityError> {
     let is_self = caller.username == target;
     let as_admin = caller.scopes.contains(Scope::UsersAdmin);
@@ -181,16 +210,23 @@ pub async fn change_password(
     let hash = password::hash_blocking(new_password).await?;
     let keep = if is_self { caller.session_id().map(str::to_string) } else { None };
     let now = identity.clock.now_naive();
+    let event = identity.audit.row(
+        Event::success(Kind::PasswordChanged).username(target).origin(&client.by(&caller.username)).detail("by_admin", !is_self),
+    );
+    let stored = event.clone();
     let ended = identity
         .db
         .run(move |conn| {
             db::write_transaction(conn, |conn| {
                 db::users::set_password_hash(conn, &user.id, &hash, now)?;
-                db::sessions::revoke_all_for_user(conn, &user.id, keep.as_deref(), now)
+                let ended = db::sessions::revoke_all_for_user(conn, &user.id, keep.as_deref(), now)?;
+                db::audit_events::insert(conn, &stored)?;
+                Ok(ended)
             })
         })
         .await?;
-    identity.sessions.forget(&ended);
+    audit::log_stored(&[event]);
+    identity.revoked(&Revoked { sessions: ended, ..Revoked::default() });
     Ok(())
 }
 

@@ -15,6 +15,7 @@ use chrono::NaiveDateTime;
 use super::{ServiceTokens, TokenError};
 use crate::crypto::{constant_time_eq, OpaqueToken};
 use crate::db::{self, clients::ClientRow, DbConnection};
+use crate::identity::audit::{Event, Kind, Origin};
 
 /// Client secrets: `dmc_` makes them recognisable (secret scanners, logs).
 pub const CLIENT_SECRET: OpaqueToken = OpaqueToken::new("dmc_");
@@ -172,7 +173,25 @@ pub fn parse_basic(value: &str) -> Option<(String, String)> {
 impl ServiceTokens {
     /// The client proving itself with `id` and `secret`. Failures are
     /// counted per client id; past the limit, even the right secret waits (429).
-    pub async fn authenticate_client(&self, id: &str, secret: &str) -> Result<Arc<Client>, TokenError> {
+    /// A failure is recorded (with the client id when it is printable).
+    pub async fn authenticate_client(&self, id: &str, secret: &str, client: &Origin) -> Result<Arc<Client>, TokenError> {
+        let result = self.check_client(id, secret).await;
+        if let Err(err) = &result {
+            let reason = match err {
+                TokenError::TooManyAttempts(_) => "too_many_attempts",
+                TokenError::InvalidClient(_) => "invalid_client",
+                _ => "internal",
+            };
+            let mut event = Event::failure(Kind::ClientCredentialsFailed).origin(client).detail("reason", reason);
+            if !id.is_empty() && id.len() <= 100 && id.chars().all(|c| c.is_ascii_graphic()) {
+                event = event.detail("client_id", id);
+            }
+            self.audit.record(event).await;
+        }
+        result
+    }
+
+    async fn check_client(&self, id: &str, secret: &str) -> Result<Arc<Client>, TokenError> {
         self.throttle.check(id).map_err(TokenError::TooManyAttempts)?;
         let client = if id.is_empty() || id.len() > 100 { None } else { self.find_client(id).await? };
         // Compared even for unknown clients and malformed secrets, so timing does not tell them apart.

@@ -10,7 +10,8 @@ use crate::crypto::Vault;
 use crate::db::identities::{self, IdentityRow};
 use crate::db::users::{self, UserView};
 use crate::db::{self, DbConnection, DbError};
-use crate::identity::sessions::{NewSession, ProviderLogin};
+use crate::identity::audit::{self, Event, Kind, Origin};
+use crate::identity::sessions::{NewSession, ProviderLogin, SessionOrigin};
 use crate::identity::users::{new_user_row, valid_email, Username};
 
 /// What a provider says about a user at sign-in.
@@ -51,13 +52,15 @@ pub fn next_refresh_at(settings: &AuthSettings, valid_until: NaiveDateTime) -> N
     valid_until - settings.refresh_ahead.delta().min(settings.external_validity.delta() / 2)
 }
 
-/// Records a sign-in in one transaction: the user, created or updated, and
-/// their new browser session.
+/// Records a sign-in in one transaction: the user, created or updated,
+/// their new browser session, and the audit event.
 pub async fn sign_in(
     sso: &Sso,
     provider_id: &str,
     profile: ExternalProfile,
     login: ProviderLogin,
+    origin: &SessionOrigin,
+    client: &Origin,
 ) -> Result<(UserView, NewSession), OidcError> {
     let auth = &sso.settings.auth;
     let base_name = base_username(&profile).ok_or(OidcError::NoUsername)?;
@@ -71,10 +74,17 @@ pub async fn sign_in(
         next_refresh,
         now: sso.clock.now_naive(),
     };
-    let mut session = sso.identity.sessions.new_session("", Some(login));
+    let mut session = sso.identity.sessions.new_session("", origin, Some(login));
+    let event = sso.identity.audit.row(
+        Event::success(Kind::SignIn)
+            .origin(client)
+            .detail("method", origin.method.clone())
+            .detail("session_id", session.row.id.clone()),
+    );
     for attempt in 0..3 {
         let (vault, profile, new_user) = (sso.vault.clone(), profile.clone(), new_user.clone());
         let mut row = session.row.clone();
+        let mut event = event.clone();
         let result = sso
             .db
             .run(move |conn| {
@@ -84,7 +94,10 @@ pub async fn sign_in(
                     };
                     row.user_id = user.user.id.clone();
                     db::sessions::insert(conn, &row)?;
-                    Ok(Some((user, row)))
+                    event.username = Some(user.user.username.clone());
+                    event.actor = Some(user.user.username.clone());
+                    db::audit_events::insert(conn, &event)?;
+                    Ok(Some((user, row, event)))
                 })
             })
             .await;
@@ -92,7 +105,8 @@ pub async fn sign_in(
             // Two first sign-ins of one user at once: the loser finds the winner's row.
             Err(err) if err.is_unique_violation() && attempt < 2 => continue,
             Err(err) => return Err(err.into()),
-            Ok(Some((user, row))) => {
+            Ok(Some((user, row, event))) => {
+                audit::log_stored(&[event]);
                 session.row = row;
                 return Ok((user, session));
             }

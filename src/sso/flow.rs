@@ -17,7 +17,8 @@ use super::types::{IdToken, IdTokenClaims, TokenResponse};
 use super::{OidcError, Sso};
 use crate::crypto::{constant_time_eq, sha256_hex};
 use crate::db;
-use crate::identity::sessions::{ProviderLogin, SessionCredentials};
+use crate::identity::audit::{Event, Kind, Origin};
+use crate::identity::sessions::{ProviderLogin, SessionCredentials, SessionOrigin};
 
 /// How long a sign-in at the provider may take.
 pub const LIFETIME_SECS: i64 = 600;
@@ -88,8 +89,30 @@ pub struct Completed {
     pub provider_time: std::time::Duration,
 }
 
-/// `GET /oidc/callback`: validates the response and signs the user in.
-pub async fn finish(sso: &Sso, pending: Option<PendingLogin>, query: CallbackQuery) -> Result<Completed, OidcError> {
+/// `GET /oidc/callback`: validates the response and signs the user in from
+/// `client`. Success is recorded with the new session, a failure on its own.
+pub async fn finish(
+    sso: &Sso,
+    pending: Option<PendingLogin>,
+    query: CallbackQuery,
+    client: &Origin,
+) -> Result<Completed, OidcError> {
+    let provider = pending.as_ref().map(|p| p.provider.clone());
+    let result = finish_checked(sso, pending, query, client).await;
+    if let Err(err) = &result {
+        let method = provider.map_or_else(|| "sso".to_string(), |p| format!("sso:{p}"));
+        let event = Event::failure(Kind::SignIn).origin(client).detail("method", method).detail("reason", err.code());
+        sso.identity.audit.record(event).await;
+    }
+    result
+}
+
+async fn finish_checked(
+    sso: &Sso,
+    pending: Option<PendingLogin>,
+    query: CallbackQuery,
+    client: &Origin,
+) -> Result<Completed, OidcError> {
     refuse_provider_error(&query)?;
     let pending = check_state(sso, pending, &query)?;
     let provider = sso.providers.get(&pending.provider).ok_or_else(|| OidcError::UnknownProvider(pending.provider.clone()))?;
@@ -122,7 +145,8 @@ pub async fn finish(sso: &Sso, pending: Option<PendingLogin>, query: CallbackQue
         sid: profile.sid.clone(),
         id_token_enc: Some(sso.vault.seal("id_token", &profile.id_token)),
     };
-    let (user, session) = account::sign_in(sso, &provider.settings.id, profile, provider_login).await?;
+    let origin = SessionOrigin::sso(&provider.settings.id, client);
+    let (user, session) = account::sign_in(sso, &provider.settings.id, profile, provider_login, &origin, client).await?;
     let credentials = sso.identity.sessions.credentials(session, &user);
     Ok(Completed { credentials, next: pending.next, provider_time })
 }

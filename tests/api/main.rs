@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod audit;
 mod bad_input;
 mod browser;
 mod cli;
@@ -13,5 +14,6 @@ mod processes;
 mod real_sso;
 mod service_jwt;
 mod session;
+mod session_list;
 mod tokens;
 mod users;

@@ -1,5 +1,6 @@
 //! The route table: every endpoint, and the scope it needs, in one place.
 
+mod audit;
 mod health;
 mod info;
 mod jwks;
@@ -26,6 +27,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &AppState) {
         // Pages.
         .route("/", web::get().to(pages::home))
         .route("/login", web::get().to(pages::login))
+        .route("/assets/signed_in.js", web::get().to(pages::signed_in_js))
         // Single sign-on; the pending sign-in lives in a session cookie on /oidc.
         .service(
             web::scope(pending::PATH)
@@ -40,11 +42,16 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &AppState) {
         .route("/me/logout", web::post().to(me::logout))
         // API: cookie or bearer, with the scope each needs.
         .service(web::resource("/me").wrap(require(Scope::Account)).get(me::show))
+        .service(web::resource("/me/sessions").wrap(require(Scope::Account)).get(me::sessions))
+        .service(web::resource("/me/sessions/{id}").wrap(require(Scope::Account)).delete(me::end_session))
         .service(web::resource("/users").wrap(require(Scope::UsersRead)).get(users::list))
         .service(
             // The user themself (account) or an admin (users:admin, checked inside).
             web::resource("/users/{username}/password").wrap(require(Scope::Account)).put(users::set_password),
         )
+        .service(web::resource("/users/{username}/sessions").wrap(require(Scope::UsersAdmin)).get(users::sessions))
+        .service(web::resource("/users/{username}/sign-out").wrap(require(Scope::UsersAdmin)).post(users::sign_out))
+        .service(web::resource("/audit-events").wrap(require(Scope::UsersAdmin)).get(audit::list))
         // Bearer tokens for SDKs: minted from a browser session only (checked inside).
         .service(web::resource("/api-token-tap").wrap(require(Scope::Tokens)).get(tokens::tap_get).post(tokens::tap_post))
         // Own tokens; everyone's with users:admin (checked inside).

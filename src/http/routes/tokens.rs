@@ -7,10 +7,11 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use super::NO_STORE;
+use crate::http::client::ClientInfo;
 use crate::http::error::ApiError;
 use crate::http::extract;
 use crate::http::state::AppState;
-use crate::identity::api_tokens::{TokenRequest, TokenRequestBody};
+use crate::identity::api_tokens::{self, TokenRequest, TokenRequestBody};
 use crate::identity::Principal;
 use crate::service_tokens::issue::{Caller, Grant, TokenParams};
 
@@ -34,8 +35,8 @@ fn content_type(req: &HttpRequest) -> Option<&str> {
 }
 
 /// `GET /api-token-tap`: a token with every scope of the user and the default lifetime.
-pub async fn tap_get(state: web::Data<AppState>, principal: Principal) -> Result<HttpResponse, ApiError> {
-    let token = state.identity.tokens.create(&principal, TokenRequest::default()).await?;
+pub async fn tap_get(state: web::Data<AppState>, principal: Principal, client: ClientInfo) -> Result<HttpResponse, ApiError> {
+    let token = state.identity.tokens.create(&principal, TokenRequest::default(), &client.origin()).await?;
     Ok(HttpResponse::Ok().insert_header(NO_STORE).json(token))
 }
 
@@ -43,6 +44,7 @@ pub async fn tap_get(state: web::Data<AppState>, principal: Principal) -> Result
 pub async fn tap_post(
     state: web::Data<AppState>,
     principal: Principal,
+    client: ClientInfo,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
@@ -63,7 +65,7 @@ pub async fn tap_post(
             .map_err(|e| ApiError::bad_request("invalid_json", format!("invalid JSON body: {e}")))?;
         TokenRequest::try_from(parsed)?
     };
-    let token = state.identity.tokens.create(&principal, request).await?;
+    let token = state.identity.tokens.create(&principal, request, &client.origin()).await?;
     Ok(HttpResponse::Ok().insert_header(NO_STORE).json(token))
 }
 
@@ -86,8 +88,13 @@ pub async fn list(
 }
 
 /// `DELETE /api-tokens/{id}`.
-pub async fn revoke(state: web::Data<AppState>, principal: Principal, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    state.identity.tokens.revoke(&principal, &id).await?;
+pub async fn revoke(
+    state: web::Data<AppState>,
+    principal: Principal,
+    client: ClientInfo,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    api_tokens::revoke(&state.identity, &principal, &id, &client.origin()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -96,13 +103,16 @@ pub async fn revoke(state: web::Data<AppState>, principal: Principal, id: web::P
 pub async fn service_token(
     state: web::Data<AppState>,
     req: HttpRequest,
+    client: ClientInfo,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body = read_body(payload).await?;
     let params = TokenParams::parse(content_type(&req), &body)?;
     let authorization = req.headers().get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or(""));
     let caller = match Grant::of(authorization, params.grant_type.as_deref())? {
-        Grant::ClientCredentials { id, secret } => Caller::Client(state.service_tokens.authenticate_client(&id, &secret).await?),
+        Grant::ClientCredentials { id, secret } => {
+            Caller::Client(state.service_tokens.authenticate_client(&id, &secret, &client.origin()).await?)
+        }
         Grant::User => Caller::User(extract::authenticate(&req, &state).await?),
     };
     let issued = state.service_tokens.issue(caller, params).await?;
