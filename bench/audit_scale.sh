@@ -21,6 +21,16 @@ for tool in curl psql python3; do
     command -v "$tool" >/dev/null || { echo "$tool is needed" >&2; exit 1; }
 done
 
+# 10 million events take about 3 GB with their indexes, plus the WAL written
+# while filling: refuse to start without room (a full disk crashes PostgreSQL).
+MIN_FREE_GB="${MIN_FREE_GB:-$(( EVENTS / 1000000 + 4 ))}"
+DATA_DIR="$(psql -qtA "$PG_ADMIN_URL" -c 'SHOW data_directory' 2>/dev/null || echo /)"
+FREE_GB="$(( $(df -Pk "$DATA_DIR" | awk 'NR == 2 {print $4}') / 1048576 ))"
+if [ "$FREE_GB" -lt "$MIN_FREE_GB" ]; then
+    echo "only ${FREE_GB} GB free under $DATA_DIR; $EVENTS events need about ${MIN_FREE_GB} GB (set EVENTS lower)" >&2
+    exit 1
+fi
+
 cargo build --release --quiet
 BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/doorman"
 WORK="$(mktemp -d)"
@@ -110,6 +120,11 @@ psql -q "$DB_URL" <<SQL
 DROP INDEX audit_events_at;
 DROP INDEX audit_events_username_at;
 DROP INDEX audit_events_kind_at;
+SQL
+# In batches of a million rows, each its own transaction, so checkpoints can recycle the WAL.
+for from in $(seq 1 1000000 "$EVENTS"); do
+    to=$(( from + 999999 < EVENTS ? from + 999999 : EVENTS ))
+    psql -q "$DB_URL" <<SQL
 INSERT INTO audit_events (id, at, kind, outcome, username, actor, ip, user_agent, detail)
 SELECT md5(i::text)::uuid::text,
        (now() AT TIME ZONE 'UTC') - make_interval(secs => (i::double precision * 80 * 86400 / $EVENTS)) - interval '1 minute',
@@ -121,7 +136,10 @@ SELECT md5(i::text)::uuid::text,
        '10.' || (i % 250) || '.' || (i / 250 % 250) || '.1',
        'Mozilla/5.0 (X11; Linux x86_64) bench/' || (i % 50),
        '{"method":"password"}'
-FROM generate_series(1, $EVENTS) AS i;
+FROM generate_series($from, $to) AS i;
+SQL
+done
+psql -q "$DB_URL" <<SQL
 CREATE INDEX audit_events_at ON audit_events (at DESC, id DESC);
 CREATE INDEX audit_events_username_at ON audit_events (username, at DESC, id DESC);
 CREATE INDEX audit_events_kind_at ON audit_events (kind, at DESC, id DESC);
