@@ -4,10 +4,12 @@
 
 use chrono::NaiveDateTime;
 
+use super::flow::UsedState;
 use super::{OidcError, Sso};
 use crate::config::AuthSettings;
 use crate::crypto::Vault;
 use crate::db::identities::{self, IdentityRow};
+use crate::db::sessions::SessionRow;
 use crate::db::users::{self, UserView};
 use crate::db::{self, DbConnection, DbError};
 use crate::identity::sessions::{NewSession, ProviderLogin};
@@ -51,13 +53,15 @@ pub fn next_refresh_at(settings: &AuthSettings, valid_until: NaiveDateTime) -> N
     valid_until - settings.refresh_ahead.delta().min(settings.external_validity.delta() / 2)
 }
 
-/// Records a sign-in in one transaction: the user, created or updated, and
-/// their new browser session.
+/// Records a sign-in in one transaction: its `state` as used (refused with
+/// [`OidcError::Replayed`] if it already was), the user, created or updated,
+/// and their new browser session.
 pub async fn sign_in(
     sso: &Sso,
     provider_id: &str,
     profile: ExternalProfile,
     login: ProviderLogin,
+    state: UsedState,
 ) -> Result<(UserView, NewSession), OidcError> {
     let auth = &sso.settings.auth;
     let base_name = base_username(&profile).ok_or(OidcError::NoUsername)?;
@@ -73,33 +77,50 @@ pub async fn sign_in(
     };
     let mut session = sso.identity.sessions.new_session("", Some(login));
     for attempt in 0..3 {
-        let (vault, profile, new_user) = (sso.vault.clone(), profile.clone(), new_user.clone());
+        let (vault, profile, new_user, state) = (sso.vault.clone(), profile.clone(), new_user.clone(), state.clone());
         let mut row = session.row.clone();
         let result = sso
             .db
             .run(move |conn| {
                 db::write_transaction(conn, |conn| {
+                    if let Some(now) = state.purge_before {
+                        db::oidc_states::purge_expired(conn, now)?;
+                    }
+                    if !db::oidc_states::mark_used(conn, &state.hash, state.expires)? {
+                        return Ok(Recorded::Replayed);
+                    }
                     let Some(user) = upsert(conn, &vault, &profile, &new_user)? else {
-                        return Ok(None);
+                        return Ok(Recorded::NoUser);
                     };
                     row.user_id = user.user.id.clone();
                     db::sessions::insert(conn, &row)?;
-                    Ok(Some((user, row)))
+                    Ok(Recorded::SignedIn(Box::new(user), row))
                 })
             })
             .await;
         match result {
-            // Two first sign-ins of one user at once: the loser finds the winner's row.
+            // Two first sign-ins of one user at once: the loser finds the winner's
+            // row; two callbacks of one state at once: the loser finds it used.
             Err(err) if err.is_unique_violation() && attempt < 2 => continue,
             Err(err) => return Err(err.into()),
-            Ok(Some((user, row))) => {
+            Ok(Recorded::SignedIn(user, row)) => {
                 session.row = row;
-                return Ok((user, session));
+                return Ok((*user, session));
             }
-            Ok(None) => break,
+            Ok(Recorded::Replayed) => return Err(OidcError::Replayed),
+            Ok(Recorded::NoUser) => break,
         }
     }
     Err(OidcError::Db(DbError::Query(diesel::result::Error::NotFound)))
+}
+
+/// What the sign-in's transaction did.
+enum Recorded {
+    SignedIn(Box<UserView>, SessionRow),
+    /// The `state` was already used: nothing was written.
+    Replayed,
+    /// The user vanished between the upsert's writes and its read.
+    NoUser,
 }
 
 /// What a first sign-in stores besides the profile.

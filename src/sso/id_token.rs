@@ -63,7 +63,9 @@ pub async fn verify(
     }
 }
 
-fn check(ready: &Ready, id_token: &IdToken, expected: &Expected<'_>, clock: &Clock) -> Result<IdTokenClaims, IdTokenError> {
+/// The check itself, with `ready`'s keys as they are (no fetch): what
+/// [`verify`] does before and after fetching the keys again.
+pub fn check(ready: &Ready, id_token: &IdToken, expected: &Expected<'_>, clock: &Clock) -> Result<IdTokenClaims, IdTokenError> {
     use openidconnect::{ClaimsVerificationError as C, SignatureVerificationError as S};
     let now = clock.clone();
     let issue_clock = clock.clone();

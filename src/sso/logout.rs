@@ -83,36 +83,18 @@ async fn revoke_refresh_token(sso: &Sso, provider: &ProviderSettings, ready: &Re
 /// (signature, iss, aud, iat, events, sid or sub, no nonce) and ends the
 /// sessions it names. Returns how many sessions ended.
 pub async fn backchannel(sso: &Sso, logout_token: &str) -> Result<usize, OidcError> {
-    let bad = |m: &str| OidcError::InvalidLogoutToken(m.to_string());
-    let header = jsonwebtoken::decode_header(logout_token).map_err(|_| bad("not a signed JWT"))?;
-    if matches!(header.alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
-        return Err(bad("an HMAC-signed logout token is not accepted"));
-    }
+    let header = logout_header(logout_token)?;
     let mut verified = None;
     for provider in sso.providers.all() {
         let Ok(ready) = provider.ready() else { continue };
-        if let Some(claims) = verify_with(&ready, &provider.settings, &header, logout_token) {
+        let Some(keys) = LogoutKeys::of(&ready, &provider.settings) else { continue };
+        if let Some(claims) = keys.verify(&header, logout_token) {
             verified = Some((provider.clone(), claims));
             break;
         }
     }
     let (provider, claims) = verified.ok_or_else(|| bad("no configured provider signed it for this client"))?;
-    let now = sso.clock.timestamp();
-    let iat = claims.get("iat").and_then(Value::as_i64).ok_or_else(|| bad("iat is missing"))?;
-    if iat > now + IAT_SKEW_SECS || iat < now - MAX_AGE_SECS {
-        return Err(bad("iat is out of range"));
-    }
-    if !claims.get("events").and_then(|e| e.get(BACKCHANNEL_EVENT)).is_some_and(Value::is_object) {
-        return Err(bad("events does not hold the back-channel logout event"));
-    }
-    if claims.get("nonce").is_some() {
-        return Err(bad("a logout token must not hold a nonce"));
-    }
-    let sid = claims.get("sid").and_then(Value::as_str).map(str::to_string);
-    let sub = claims.get("sub").and_then(Value::as_str).map(str::to_string);
-    if sid.is_none() && sub.is_none() {
-        return Err(bad("neither sid nor sub is present"));
-    }
+    let LogoutRequest { sid, sub } = check_logout_claims(&claims, sso.clock.timestamp())?;
     let provider_id = provider.settings.id.clone();
     let issuer = provider.ready()?.issuer.clone();
     let at = sso.clock.now_naive();
@@ -139,19 +121,172 @@ pub async fn backchannel(sso: &Sso, logout_token: &str) -> Result<usize, OidcErr
     Ok(ended.len())
 }
 
-/// The claims of `token` if `ready`'s keys verify it for this client.
-fn verify_with(ready: &Ready, settings: &ProviderSettings, header: &jsonwebtoken::Header, token: &str) -> Option<Value> {
-    let jwks: JwkSet = serde_json::to_value(ready.metadata.jwks()).ok().and_then(|v| serde_json::from_value(v).ok())?;
-    let jwk = match &header.kid {
-        Some(kid) => jwks.find(kid)?,
-        None if jwks.keys.len() == 1 => &jwks.keys[0],
-        None => return None,
-    };
-    let key = DecodingKey::from_jwk(jwk).ok()?;
-    let mut validation = Validation::new(header.alg);
-    validation.set_issuer(&[ready.issuer.as_str()]);
-    validation.set_audience(&[settings.client_id.as_str()]);
-    validation.set_required_spec_claims(&["iss", "aud", "iat"]);
-    validation.leeway = IAT_SKEW_SECS as u64;
-    jsonwebtoken::decode::<Value>(token, &key, &validation).ok().map(|data| data.claims)
+fn bad(why: &str) -> OidcError {
+    OidcError::InvalidLogoutToken(why.to_string())
+}
+
+/// What a valid logout token asks for: the end of the provider session
+/// `sid`, or else of every session of the user `sub`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogoutRequest {
+    pub sid: Option<String>,
+    pub sub: Option<String>,
+}
+
+/// The header of a logout token: a signed JWT, never HMAC-signed.
+pub fn logout_header(token: &str) -> Result<jsonwebtoken::Header, OidcError> {
+    let header = jsonwebtoken::decode_header(token).map_err(|_| bad("not a signed JWT"))?;
+    if matches!(header.alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
+        return Err(bad("an HMAC-signed logout token is not accepted"));
+    }
+    Ok(header)
+}
+
+/// What a logout token's claims must say besides `iss` and `aud` (OpenID
+/// Connect Back-Channel Logout 2.6): a recent `iat`, the back-channel
+/// logout event, no `nonce`, and `sid` or `sub`.
+pub fn check_logout_claims(claims: &Value, now: i64) -> Result<LogoutRequest, OidcError> {
+    let iat = claims.get("iat").and_then(Value::as_i64).ok_or_else(|| bad("iat is missing"))?;
+    if iat > now.saturating_add(IAT_SKEW_SECS) || iat < now.saturating_sub(MAX_AGE_SECS) {
+        return Err(bad("iat is out of range"));
+    }
+    if !claims.get("events").and_then(|e| e.get(BACKCHANNEL_EVENT)).is_some_and(Value::is_object) {
+        return Err(bad("events does not hold the back-channel logout event"));
+    }
+    if claims.get("nonce").is_some() {
+        return Err(bad("a logout token must not hold a nonce"));
+    }
+    let sid = claims.get("sid").and_then(Value::as_str).map(str::to_string);
+    let sub = claims.get("sub").and_then(Value::as_str).map(str::to_string);
+    if sid.is_none() && sub.is_none() {
+        return Err(bad("neither sid nor sub is present"));
+    }
+    Ok(LogoutRequest { sid, sub })
+}
+
+/// One provider's keys and names, against which a logout token is checked.
+pub struct LogoutKeys<'a> {
+    pub issuer: &'a str,
+    pub client_id: &'a str,
+    pub jwks: JwkSet,
+}
+
+impl<'a> LogoutKeys<'a> {
+    fn of(ready: &'a Ready, settings: &'a ProviderSettings) -> Option<Self> {
+        let jwks = serde_json::to_value(ready.metadata.jwks()).ok().and_then(|v| serde_json::from_value(v).ok())?;
+        Some(Self { issuer: &ready.issuer, client_id: &settings.client_id, jwks })
+    }
+
+    /// The whole check of a logout token by one provider, without network:
+    /// header, signature, `iss`, `aud`, then [`check_logout_claims`].
+    pub fn parse(&self, token: &str, now: i64) -> Result<LogoutRequest, OidcError> {
+        let header = logout_header(token)?;
+        let claims = self.verify(&header, token).ok_or_else(|| bad("this provider did not sign it for this client"))?;
+        check_logout_claims(&claims, now)
+    }
+
+    /// The claims of `token` if these keys verify it for this client.
+    fn verify(&self, header: &jsonwebtoken::Header, token: &str) -> Option<Value> {
+        let jwk = match &header.kid {
+            Some(kid) => self.jwks.find(kid)?,
+            None if self.jwks.keys.len() == 1 => &self.jwks.keys[0],
+            None => return None,
+        };
+        let key = DecodingKey::from_jwk(jwk).ok()?;
+        let mut validation = Validation::new(header.alg);
+        validation.set_issuer(&[self.issuer]);
+        validation.set_audience(&[self.client_id]);
+        validation.set_required_spec_claims(&["iss", "aud", "iat"]);
+        validation.leeway = IAT_SKEW_SECS as u64;
+        jsonwebtoken::decode::<Value>(token, &key, &validation).ok().map(|data| data.claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openidconnect::core::{CoreJsonWebKeySet, CoreRsaPrivateSigningKey};
+    use openidconnect::{JsonWebKeyId, PrivateSigningKey};
+    use serde_json::json;
+
+    use super::*;
+
+    const PEM: &str = include_str!("../../tests/api/helpers/fake_op/key1.pem");
+    const NOW: i64 = 1_800_000_000;
+
+    fn keys() -> LogoutKeys<'static> {
+        let key = CoreRsaPrivateSigningKey::from_pem(PEM, Some(JsonWebKeyId::new("key1".into()))).unwrap();
+        let set = serde_json::to_value(CoreJsonWebKeySet::new(vec![key.as_verification_key()])).unwrap();
+        LogoutKeys { issuer: "https://op.example", client_id: "doorman", jwks: serde_json::from_value(set).unwrap() }
+    }
+
+    fn claims() -> Value {
+        json!({"iss": "https://op.example", "aud": "doorman", "iat": NOW, "jti": "j",
+               "events": {BACKCHANNEL_EVENT: {}}, "sid": "s1"})
+    }
+
+    fn sign(claims: &Value) -> String {
+        let mut header = jsonwebtoken::Header::new(Algorithm::RS256);
+        header.kid = Some("key1".into());
+        jsonwebtoken::encode(&header, claims, &jsonwebtoken::EncodingKey::from_rsa_pem(PEM.as_bytes()).unwrap()).unwrap()
+    }
+
+    fn refused(result: Result<LogoutRequest, OidcError>) -> String {
+        match result {
+            Err(OidcError::InvalidLogoutToken(why)) => why,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_signed_logout_token_names_a_session() {
+        let request = keys().parse(&sign(&claims()), NOW).unwrap();
+        assert_eq!(request, LogoutRequest { sid: Some("s1".into()), sub: None });
+    }
+
+    #[test]
+    fn logout_tokens_are_refused_for_each_missing_piece() {
+        let keys = keys();
+        let bent = |change: &dyn Fn(&mut Value)| {
+            let mut c = claims();
+            change(&mut c);
+            refused(keys.parse(&sign(&c), NOW))
+        };
+        assert!(bent(&|c| c["iss"] = "https://other.example".into()).contains("did not sign"));
+        assert!(bent(&|c| c["aud"] = "someone-else".into()).contains("did not sign"));
+        assert!(bent(&|c| c["iat"] = (NOW + 3600).into()).contains("iat"));
+        assert!(bent(&|c| c["iat"] = (NOW - 3600).into()).contains("iat"));
+        assert!(bent(&|c| c["iat"] = i64::MIN.into()).contains("iat"));
+        assert!(bent(&|c| c["events"] = json!({})).contains("events"));
+        assert!(bent(&|c| c["nonce"] = "n".into()).contains("nonce"));
+        assert!(bent(&|c| {
+            c.as_object_mut().unwrap().remove("sid");
+        })
+        .contains("neither"));
+        assert!(refused(keys.parse("not a token", NOW)).contains("not a signed JWT"));
+        let hmac = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(Algorithm::HS256),
+            &claims(),
+            &jsonwebtoken::EncodingKey::from_secret(b"k"),
+        )
+        .unwrap();
+        assert!(refused(keys.parse(&hmac, NOW)).contains("HMAC"));
+        let mut token = sign(&claims());
+        token.push('A');
+        assert!(refused(keys.parse(&token, NOW)).contains("did not sign"));
+    }
+
+    #[test]
+    fn odd_claims_are_refused_not_panicked_on() {
+        for claims in [
+            json!(null),
+            json!([]),
+            json!({"iat": "1"}),
+            json!({"iat": NOW, "events": []}),
+            json!({"iat": NOW, "events": {BACKCHANNEL_EVENT: 1}}),
+        ] {
+            assert!(check_logout_claims(&claims, NOW).is_err(), "{claims}");
+        }
+        let sub_only = json!({"iat": NOW, "events": {BACKCHANNEL_EVENT: {}}, "sub": "u"});
+        assert_eq!(check_logout_claims(&sub_only, NOW).unwrap(), LogoutRequest { sid: None, sub: Some("u".into()) });
+    }
 }

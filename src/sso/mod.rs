@@ -7,6 +7,7 @@ pub mod account;
 mod error;
 pub mod flow;
 pub mod id_token;
+pub mod jwk;
 pub mod lifecycle;
 pub mod logout;
 pub mod provider;
@@ -80,6 +81,8 @@ pub struct Sso {
     settings: Arc<Settings>,
     /// User id -> the `valid_until` an immediate refresh gave (one refresh in flight per user).
     refresh_inflight: moka::future::Cache<String, Option<NaiveDateTime>>,
+    /// When (seconds since the epoch) this instance last forgot expired sign-in states.
+    states_purged_at: std::sync::atomic::AtomicI64,
 }
 
 impl Sso {
@@ -91,6 +94,7 @@ impl Sso {
             http: http_client()?,
             vault,
             refresh_inflight: moka::future::Cache::builder().max_capacity(100_000).time_to_live(Duration::from_secs(5)).build(),
+            states_purged_at: Default::default(),
             identity,
             settings,
         })
