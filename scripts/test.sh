@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of doorman on a fresh machine: installs what the tests
 # need (Chromium, the npm OpenID Provider and browser driver, Python
-# packages for the examples), then `cargo test` on SQLite and PostgreSQL.
+# packages for the examples and schemathesis), then `cargo test` on SQLite
+# and PostgreSQL, then schemathesis against a live doorman.
 #
 # PostgreSQL: DOORMAN_TEST_POSTGRES_URL (default: the local server,
 # postgres://postgres@127.0.0.1:5432/test). A server that cannot be reached
@@ -32,6 +33,8 @@ if [ -f examples/python/requirements.txt ]; then
     # PIP_BREAK_SYSTEM_PACKAGES: Debian's own Python refuses system-wide installs without it.
     PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --quiet --disable-pip-version-check -r examples/python/requirements.txt
 fi
+# schemathesis fuzzes the live server against its own /openapi.json (after cargo test).
+PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --quiet --disable-pip-version-check -r tests/schemathesis/requirements.txt
 
 # The real OpenID Provider checks itself first (its own full flow over HTTP).
 node tests/idp/selftest.mjs
@@ -44,3 +47,9 @@ cargo machete
 
 export DOORMAN_TEST_POSTGRES_URL="${DOORMAN_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
 cargo test --locked "$@"
+
+# The API description against the live server: schemathesis as an anonymous
+# caller, a user and an admin; prints its numbers, fails on any failure or
+# when no test ran.
+cargo build --locked --quiet --bin doorman
+python3 tests/schemathesis/run.py --binary "${CARGO_TARGET_DIR:-target}/debug/doorman"

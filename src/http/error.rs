@@ -23,10 +23,15 @@ pub struct ApiError {
     pub retry_after: Option<u64>,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: &'a str,
-    message: &'a str,
+/// Every error's body: `{"error": "<code>", "message": "<text>"}`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// A stable code for programs, e.g. `invalid_token`.
+    #[schema(example = "not_authenticated")]
+    pub error: String,
+    /// A sentence for people.
+    #[schema(example = "authentication is required")]
+    pub message: String,
 }
 
 impl ApiError {
@@ -93,7 +98,7 @@ impl ResponseError for ApiError {
         if let Some(seconds) = self.retry_after {
             response.insert_header((header::RETRY_AFTER, seconds.to_string()));
         }
-        response.json(Body { error: self.code, message: &self.message })
+        response.json(ErrorBody { error: self.code.to_string(), message: self.message.clone() })
     }
 }
 

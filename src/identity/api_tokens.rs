@@ -29,11 +29,13 @@ pub struct CachedToken {
 }
 
 /// A freshly minted token; the only time its secret exists in clear.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct NewToken {
     pub id: String,
     pub name: String,
+    /// The bearer token, `dmn_...`.
     #[serde(serialize_with = "expose")]
+    #[schema(value_type = String)]
     pub token: SecretString,
     pub expires_at: DateTime<Utc>,
     pub scopes: ScopeSet,
@@ -52,9 +54,10 @@ fn expose<S: serde::Serializer>(secret: &SecretString, serializer: S) -> Result<
 }
 
 /// The JSON body of `POST /api-token-tap`; every field may be left out.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenRequestBody {
+    /// A label for the token; at most 100 characters.
     pub name: Option<String>,
     /// `["account", "tokens"]` or `"account tokens"`.
     pub scopes: Option<ScopesField>,
@@ -62,14 +65,16 @@ pub struct TokenRequestBody {
     pub ttl: Option<TtlField>,
 }
 
-#[derive(Debug, Deserialize)]
+/// Scopes as a list or as one space-separated string.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum ScopesField {
     List(Vec<String>),
     Text(String),
 }
 
-#[derive(Debug, Deserialize)]
+/// A lifetime: seconds, or a duration like `"90m"`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum TtlField {
     Seconds(u64),
@@ -273,7 +278,7 @@ impl ApiTokens {
 }
 
 /// A token as `GET /api-tokens` shows it: never its secret nor its hash.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TokenInfo {
     pub id: String,
     pub name: String,

@@ -58,13 +58,14 @@ impl Principal {
 
 /// A user as `GET /me` and `GET /users` show them: the one JSON projection
 /// of a user, from a stored row or from an authenticated caller.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserJson {
     pub username: String,
     pub email: Option<String>,
     pub channel: String,
     pub is_admin: bool,
     pub is_external_user: bool,
+    /// Until when the identity provider is taken to vouch for an external user; `null` for local users.
     pub valid_until: Option<DateTime<Utc>>,
 }
 

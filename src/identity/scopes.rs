@@ -110,6 +110,17 @@ impl Serialize for ScopeSet {
     }
 }
 
+/// In a JSON description (`/openapi.json`): a list of scope names.
+impl utoipa::PartialSchema for ScopeSet {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+        let name = ObjectBuilder::new().schema_type(Type::String).enum_values(Some(Scope::ALL.map(Scope::as_str)));
+        ArrayBuilder::new().items(name).unique_items(true).description(Some("Scope names")).build().into()
+    }
+}
+
+impl utoipa::ToSchema for ScopeSet {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

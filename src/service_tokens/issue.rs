@@ -22,9 +22,10 @@ pub const BROWSER_CLIENT_ID: &str = "browser-session";
 pub const MAX_AUDIENCE: usize = 200;
 
 /// The parameters of a token request, as a form (OAuth) or a JSON body.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenParams {
+    /// Left out for a user (bearer token or browser session); `client_credentials` for a machine client.
     pub grant_type: Option<String>,
     /// Space-separated scopes; by default every scope the caller holds.
     pub scope: Option<String>,
@@ -69,10 +70,13 @@ impl TokenParams {
 }
 
 /// The answer of `POST /token` (RFC 6749 §5.1).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TokenResponse {
     pub access_token: String,
+    /// Always `Bearer`.
+    #[schema(value_type = String, example = "Bearer")]
     pub token_type: &'static str,
+    /// Seconds.
     pub expires_in: i64,
     pub scope: String,
 }

@@ -9,6 +9,7 @@ mod cli;
 mod lifecycle;
 mod migrations;
 mod oidc;
+mod openapi;
 mod processes;
 mod real_sso;
 mod service_jwt;

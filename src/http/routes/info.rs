@@ -5,19 +5,22 @@ use serde::Serialize;
 
 use crate::http::state::AppState;
 
-#[derive(Serialize)]
+/// The body of `GET /info`.
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Info {
     pub version: &'static str,
     pub auth: AuthMethods,
 }
 
-#[derive(Serialize)]
+/// The sign-in methods on offer.
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct AuthMethods {
     pub password: bool,
     pub oidc: Vec<ProviderEntry>,
 }
 
-#[derive(Serialize)]
+/// One identity provider: the front end draws a button for it.
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ProviderEntry {
     pub id: String,
     pub name: String,
@@ -41,6 +44,8 @@ pub fn auth_methods(state: &AppState) -> AuthMethods {
     }
 }
 
+/// Version and the sign-in methods the front end offers.
+#[utoipa::path(get, path = "/info", tag = "service", responses((status = 200, description = "Version and sign-in methods", body = Info)))]
 pub async fn show(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(Info { version: env!("CARGO_PKG_VERSION"), auth: auth_methods(&state) })
 }

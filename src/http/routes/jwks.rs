@@ -6,8 +6,18 @@ use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 
 use crate::http::state::AppState;
+
+/// A JSON Web Key Set (RFC 7517), schema only.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Jwks {
+    /// Public keys (`kty`, `kid`, `alg`, `use`, key material).
+    #[schema(value_type = Vec<Object>)]
+    pub keys: Vec<serde_json::Value>,
+}
 use crate::service_tokens::keys::JWKS_MAX_AGE;
 
+/// The public keys that verify doorman's service JWTs.
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "tokens", responses((status = 200, description = "The key set", body = Jwks)))]
 pub async fn show(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, format!("public, max-age={JWKS_MAX_AGE}")))

@@ -5,13 +5,16 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use super::info::auth_methods;
-use crate::http::error::{internal, ApiError};
+use crate::http::error::{internal, ApiError, ErrorBody};
 use crate::http::extract;
 use crate::http::next_path::NextTarget;
 use crate::http::state::AppState;
 
-#[derive(Deserialize)]
+/// The query of `GET /login`.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LoginQuery {
+    /// Where to go after signing in; ignored unless allowed (as for `/oidc/authenticate`).
     next: Option<String>,
 }
 
@@ -27,6 +30,17 @@ fn html(body: String) -> HttpResponse {
         .body(body)
 }
 
+/// The sign-in page.
+#[utoipa::path(
+    get,
+    path = "/login",
+    tag = "pages",
+    params(LoginQuery),
+    responses(
+        (status = 200, description = "The page", content_type = "text/html", body = String),
+        (status = 400, description = "`invalid_query`", body = ErrorBody),
+    )
+)]
 pub async fn login(state: web::Data<AppState>, query: web::Query<LoginQuery>) -> Result<HttpResponse, ApiError> {
     let next = query
         .next
@@ -50,6 +64,15 @@ pub async fn login(state: web::Data<AppState>, query: web::Query<LoginQuery>) ->
 }
 
 /// The signed-in page, or a redirect to `/login`.
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "pages",
+    responses(
+        (status = 200, description = "The signed-in page", content_type = "text/html", body = String),
+        (status = 302, description = "Not signed in: to `/login`"),
+    )
+)]
 pub async fn home(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let Ok(who) = extract::authenticate(&req, &state).await else {
         return Ok(HttpResponse::Found().insert_header((header::LOCATION, "/login")).finish());
