@@ -95,6 +95,13 @@ struct Page<'a> {
     outcome: Option<&'a str>,
 }
 
+impl<'a> Page<'a> {
+    /// The first step: the form to type a code into.
+    fn enter(username: &'a str, typed: Option<&'a str>, csrf: &'a str) -> Self {
+        Self { status: StatusCode::OK, step: "enter", username, typed, request: None, csrf, error: None, outcome: None }
+    }
+}
+
 fn render(state: &AppState, page: Page<'_>) -> Result<HttpResponse, ApiError> {
     let scopes: Option<Vec<&str>> = page.request.map(|r| match &r.scopes {
         Some(list) => list.iter().map(String::as_str).collect(),
@@ -142,16 +149,7 @@ pub async fn page(
     let typed = query.user_code.as_deref().map(str::trim).filter(|c| !c.is_empty());
     let Some((principal, session_id)) = signed_in(&req, &state).await else { return Ok(to_login(typed)) };
     let csrf = csrf_cookie(&req);
-    let mut page = Page {
-        status: StatusCode::OK,
-        step: "enter",
-        username: &principal.username,
-        typed,
-        request: None,
-        csrf: &csrf,
-        error: None,
-        outcome: None,
-    };
+    let mut page = Page::enter(&principal.username, typed, &csrf);
     let Some(code) = typed else { return render(&state, page) };
     let attempt = Attempt { session_id, ip: client.ip.to_string() };
     match state.identity.device.lookup(&attempt, code).await {
@@ -162,10 +160,8 @@ pub async fn page(
         }
         Err(DeviceError::Db(e)) => Err(e.into()),
         Err(err) => {
-            (page.status, page.error) = {
-                let (status, message) = refused(err);
-                (status, Some(message))
-            };
+            let (status, message) = refused(err);
+            (page.status, page.error) = (status, Some(message));
             render(&state, page)
         }
     }
@@ -183,16 +179,7 @@ pub async fn decide(
     let typed = form.user_code.as_deref().map(str::trim).filter(|c| !c.is_empty());
     let Some((principal, session_id)) = signed_in(&req, &state).await else { return Ok(to_login(typed)) };
     let csrf = csrf_cookie(&req);
-    let mut page = Page {
-        status: StatusCode::OK,
-        step: "enter",
-        username: &principal.username,
-        typed,
-        request: None,
-        csrf: &csrf,
-        error: None,
-        outcome: None,
-    };
+    let mut page = Page::enter(&principal.username, typed, &csrf);
     let cross_site =
         req.headers().get("sec-fetch-site").and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("cross-site"));
     let token_ok = form.csrf_token.as_deref().is_some_and(|t| !csrf.is_empty() && constant_time_eq(t, &csrf));
