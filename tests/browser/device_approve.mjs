@@ -14,17 +14,9 @@
 //   {"ok":false,"error":"...","url":"<last URL>"}
 // Bounded by BROWSER_TIMEOUT_MS (default 30 s); see lib.mjs.
 
-import { failWith, openPage, peek, run, sleep, TIMEOUT_MS } from './lib.mjs';
+import { TIMEOUT_MS, failWith, openPage, peek, run, sleep, visible } from './lib.mjs';
 
 const [verificationUrl, providerId, login, password, screenshot] = process.argv.slice(2);
-
-async function visible(page, selector) {
-  try {
-    return await page.locator(selector).first().isVisible({ timeout: 200 });
-  } catch {
-    return false;
-  }
-}
 
 if (!verificationUrl || !providerId || login === undefined || password === undefined) {
   const usage = 'usage: device_approve.mjs VERIFICATION_URL PROVIDER_ID LOGIN PASSWORD [SCREENSHOT.png]';

@@ -152,3 +152,12 @@ export async function peek(page, selector) {
 }
 
 export const sleep = (ms) => new Promise((r) => { setTimeout(r, ms); });
+
+/** Whether `selector` matches a visible element now (waits at most 200 ms). */
+export async function visible(page, selector) {
+  try {
+    return await page.locator(selector).first().isVisible({ timeout: 200 });
+  } catch {
+    return false;
+  }
+}

@@ -21,17 +21,9 @@
 // SSO_STOP_PREFIX (e.g. the client's redirect_uri) and reports {"ok":true,
 // "shown":null,"url":"<that URL>"} (whatever that URL answers).
 
-import { failWith, openPage, peek, run, sleep, TIMEOUT_MS } from './lib.mjs';
+import { TIMEOUT_MS, failWith, openPage, peek, run, sleep, visible } from './lib.mjs';
 
 const [baseArg, providerId, login, password, screenshot] = process.argv.slice(2);
-
-async function visible(page, selector) {
-  try {
-    return await page.locator(selector).first().isVisible({ timeout: 200 });
-  } catch {
-    return false;
-  }
-}
 
 if (!baseArg || !providerId || login === undefined || password === undefined) {
   const usage = 'usage: sso_login.mjs BASE_URL PROVIDER_ID LOGIN PASSWORD [SCREENSHOT.png]';
