@@ -52,7 +52,8 @@ fn main() {
     url.set_path(&name);
     let db =
         Db::connect(&doorman::config::DatabaseUrl::parse(url.as_str()).expect("a database URL"), 4).expect("connect and migrate");
-    let mut conn = db.get().expect("connection");
+    let mut pooled = db.get().expect("connection");
+    let conn: &mut doorman::db::DbConnection = &mut pooled;
 
     // 100,000 external users; 1% due now, the rest later.
     let started = Instant::now();
@@ -61,7 +62,7 @@ fn main() {
          SELECT 'u' || g, 'user' || g, false, true, 'default', now(), now() FROM generate_series(1, $1) g",
     )
     .bind::<BigInt, _>(users)
-    .execute(&mut conn)
+    .execute(conn)
     .expect("users");
     diesel::sql_query(
         "INSERT INTO external_identities (id, user_id, provider_id, issuer, subject, valid_until, refresh_token_enc, \
@@ -73,21 +74,21 @@ fn main() {
     )
     .bind::<BigInt, _>(users)
     .bind::<BigInt, _>(due_percent)
-    .execute(&mut conn)
+    .execute(conn)
     .expect("identities");
-    diesel::sql_query("ANALYZE").execute(&mut conn).expect("analyze");
+    diesel::sql_query("ANALYZE").execute(conn).expect("analyze");
     println!("set-up: {users} users, {due_percent}% due, in {:.1?}", started.elapsed());
 
     let now = doorman::clock::Clock::system().now_naive();
     let lease = now + Duration::seconds(60);
 
     // An idle sweep: what every instance pays every refresh_interval when nobody is due.
-    let before = stats(&mut conn, &name);
+    let before = stats(conn, &name);
     let idle_started = Instant::now();
-    let idle = identities::claim_due(&mut conn, now - Duration::hours(1), lease, 100).expect("claim");
+    let idle = identities::claim_due(conn, now - Duration::hours(1), lease, 100).expect("claim");
     let idle_time = idle_started.elapsed();
     assert!(idle.is_empty());
-    let after_idle = stats(&mut conn, &name);
+    let after_idle = stats(conn, &name);
 
     // A full sweep: claim in batches of 100, record a successful refresh for each.
     let sweep_started = Instant::now();
@@ -95,7 +96,7 @@ fn main() {
     let mut claim_time = std::time::Duration::ZERO;
     loop {
         let t = Instant::now();
-        let batch = identities::claim_due(&mut conn, now, lease, 100).expect("claim");
+        let batch = identities::claim_due(conn, now, lease, 100).expect("claim");
         claim_time += t.elapsed();
         if batch.is_empty() {
             break;
@@ -103,11 +104,11 @@ fn main() {
         claimed += batch.len();
         for row in batch {
             let valid_until = now + Duration::hours(24);
-            identities::refreshed(&mut conn, &row.id, valid_until, None, valid_until - Duration::hours(1), now).expect("record");
+            identities::refreshed(conn, &row.id, valid_until, None, valid_until - Duration::hours(1), now).expect("record");
         }
     }
     let sweep_time = sweep_started.elapsed();
-    let after = stats(&mut conn, &name);
+    let after = stats(conn, &name);
     let expected = (users / (100 / due_percent)) as usize;
     assert_eq!(claimed, expected, "every due user claimed once");
 
@@ -123,7 +124,7 @@ fn main() {
              AND next_refresh_at <= now() - interval '1 hour' AND (lease_until IS NULL OR lease_until < now()) \
              ORDER BY next_refresh_at LIMIT 100 FOR UPDATE SKIP LOCKED",
         )
-        .load::<Line>(&mut conn)
+        .load::<Line>(conn)
         .expect("explain analyze");
         let first = lines.iter().find_map(|l| l.line.trim().strip_prefix("Buffers: ").map(str::to_string));
         first.unwrap_or_else(|| "no buffers".into())
@@ -138,7 +139,7 @@ fn main() {
             "EXPLAIN SELECT id FROM external_identities WHERE refresh_state = 'active' AND next_refresh_at <= now() \
              AND (lease_until IS NULL OR lease_until < now()) ORDER BY next_refresh_at LIMIT 100 FOR UPDATE SKIP LOCKED",
         )
-        .load::<Line>(&mut conn)
+        .load::<Line>(conn)
         .expect("explain")
         .into_iter()
         .map(|l| l.line)
@@ -164,7 +165,7 @@ fn main() {
     println!();
     println!("claim plan: {}", plan.join(" / ").split_whitespace().collect::<Vec<_>>().join(" "));
 
-    drop(conn);
+    drop(pooled);
     drop(db);
     diesel::sql_query(format!("DROP DATABASE {name} WITH (FORCE)")).execute(&mut admin_conn).ok();
 }

@@ -54,6 +54,8 @@ struct RawServer {
     /// Addresses or CIDRs of reverse proxies whose `X-Forwarded-For` /
     /// `Forwarded` header is believed for the client's address.
     trusted_proxies: Vec<String>,
+    /// How long in-flight requests may finish after SIGTERM.
+    shutdown_timeout: String,
 }
 
 impl Default for RawServer {
@@ -65,6 +67,7 @@ impl Default for RawServer {
             trusted_proxies: Vec::new(),
             cookie_domain: String::new(),
             workers: 0,
+            shutdown_timeout: "30s".into(),
         }
     }
 }
@@ -76,11 +79,13 @@ struct RawDatabase {
     url: String,
     /// Largest number of pooled connections.
     pool_size: u32,
+    /// Longest wait for a database connection before a request gets 503.
+    timeout: String,
 }
 
 impl Default for RawDatabase {
     fn default() -> Self {
-        Self { url: "sqlite://doorman.db".into(), pool_size: 8 }
+        Self { url: "sqlite://doorman.db".into(), pool_size: 8, timeout: "5s".into() }
     }
 }
 
@@ -202,6 +207,8 @@ pub struct ServerSettings {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub cookie_domain: Option<String>,
     pub workers: usize,
+    /// How long in-flight requests may finish after SIGTERM.
+    pub shutdown_timeout: Ttl,
 }
 
 impl ServerSettings {
@@ -220,6 +227,8 @@ impl ServerSettings {
 pub struct DatabaseSettings {
     pub url: DatabaseUrl,
     pub pool_size: u32,
+    /// Longest wait for a connection (and for connecting) before a request gets 503.
+    pub timeout: Ttl,
 }
 
 /// Where the data lives; the URL's scheme picks the backend, parsed once here.
@@ -561,8 +570,13 @@ impl RawSettings {
                 cookie_domain,
                 workers: self.server.workers,
                 trusted_proxies,
+                shutdown_timeout: duration("server.shutdown_timeout", &self.server.shutdown_timeout)?,
             },
-            database: DatabaseSettings { url: db_url, pool_size: self.database.pool_size },
+            database: DatabaseSettings {
+                url: db_url,
+                pool_size: self.database.pool_size,
+                timeout: duration("database.timeout", &self.database.timeout)?,
+            },
             auth,
             providers,
         })
@@ -636,6 +650,19 @@ fn development_key(db_url: &DatabaseUrl) -> Result<SecretString, ConfigError> {
             return Ok(SecretString::new(existing));
         }
     }
+    // A database made earlier holds secrets sealed with the lost key: a new
+    // key would only fail later on them, so say what is wrong now.
+    if std::fs::metadata(path).is_ok_and(|m| m.len() > 0) {
+        return Err(ConfigError::new(
+            "auth.secret_key",
+            format!(
+                "not set, and the development key file {} is missing while the database {} already holds data: \
+                 restore the key file or set auth.secret_key to the key the data was made with",
+                key_path.display(),
+                path.display()
+            ),
+        ));
+    }
     let key = crate::crypto::random_token(48);
     write_private_file(&key_path, &key).map_err(fail)?;
     log::warn!("auth.secret_key is not set: made a development key in {}", key_path.display());
@@ -687,6 +714,29 @@ mod tests {
         assert_eq!(s.server.trusted_proxies.len(), 2);
         let err = Settings::from_toml(&format!("[server]\ntrusted_proxies = [\"nope\"]\n[auth]\n{KEY}")).unwrap_err();
         assert_eq!(err.to_string(), "config: server.trusted_proxies: invalid address or CIDR \"nope\"");
+    }
+
+    #[test]
+    fn no_development_key_is_made_for_a_database_with_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("d.db");
+        let url = DatabaseUrl::Sqlite(db.clone());
+        // A new database: a key is made, in a file only the owner reads.
+        let key = development_key(&url).unwrap();
+        let key_file = dir.path().join("d.db.secret_key");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        assert_eq!(development_key(&url).unwrap().expose(), key.expose());
+        // The key file lost while the database holds data: a clear error, no new key.
+        std::fs::write(&db, b"data").unwrap();
+        std::fs::remove_file(&key_file).unwrap();
+        let err = development_key(&url).unwrap_err();
+        assert_eq!(err.key, "auth.secret_key");
+        assert!(err.message.contains("already holds data"), "{err}");
+        assert!(!key_file.exists());
     }
 
     #[test]

@@ -142,6 +142,13 @@ pub fn claim_due(
     }
 }
 
+/// Ends the refresh leases on `ids` (an instance shutting down).
+pub fn release_leases(conn: &mut DbConnection, ids: &[String]) -> QueryResult<usize> {
+    diesel::update(ei::table.filter(ei::id.eq_any(ids)).filter(ei::lease_until.is_not_null()))
+        .set(ei::lease_until.eq(None::<NaiveDateTime>))
+        .execute(conn)
+}
+
 /// Leases the identity of `user_id` for an immediate refresh, if it holds a
 /// refresh token and no other instance is refreshing it.
 pub fn claim_user(

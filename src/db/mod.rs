@@ -3,6 +3,7 @@
 //! async executor.
 
 pub mod api_tokens;
+pub mod attempts;
 pub mod clients;
 pub mod device_codes;
 pub mod identities;
@@ -20,6 +21,9 @@ use diesel::{PgConnection, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use crate::config::DatabaseUrl;
+
+/// `database.timeout`'s default.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
@@ -43,6 +47,9 @@ pub enum Backend {
 pub enum DbError {
     #[error("no database connection available")]
     Pool(#[source] r2d2::PoolError),
+    /// The connection broke under the query (the server went away).
+    #[error("the database connection was lost")]
+    Lost(#[source] diesel::result::Error),
     #[error("query failed")]
     Query(#[from] diesel::result::Error),
     /// The runtime shut down before the query ran.
@@ -51,6 +58,11 @@ pub enum DbError {
 }
 
 impl DbError {
+    /// Whether the database could not be reached (a fault to answer 503, not a bug).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, DbError::Pool(_) | DbError::Lost(_))
+    }
+
     /// Whether this is a unique-constraint violation (a conflict, not a fault).
     pub fn is_unique_violation(&self) -> bool {
         matches!(
@@ -68,24 +80,110 @@ pub struct Manager {
 }
 
 impl Manager {
-    fn new(url: &DatabaseUrl) -> Self {
+    fn new(url: &DatabaseUrl, timeout: Duration) -> Self {
         match url {
             DatabaseUrl::Sqlite(path) => Self { url: path.display().to_string(), backend: Backend::Sqlite },
-            DatabaseUrl::Postgres(url) => Self { url: url.clone(), backend: Backend::Postgres },
+            DatabaseUrl::Postgres(url) => Self { url: with_connect_timeout(url, timeout), backend: Backend::Postgres },
         }
     }
 }
 
+/// libpq's `connect_timeout` (whole seconds, at least 1) unless the URL sets
+/// one, so connecting to an unreachable host gives up within `database.timeout`.
+fn with_connect_timeout(url: &str, timeout: Duration) -> String {
+    if url.contains("connect_timeout=") {
+        return url.to_string();
+    }
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}connect_timeout={}", timeout.as_secs().max(1))
+}
+
+/// Creates the SQLite file, readable by its owner only, when it does not
+/// exist yet. SQLite gives its `-wal` and `-shm` files the database file's
+/// permissions, so they are private too.
+fn create_private(path: &str) -> std::io::Result<()> {
+    if path == ":memory:" || path.starts_with("file:") || std::path::Path::new(path).exists() {
+        return Ok(());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path).map(|_| ())
+}
+
+/// A pooled connection, and whether a query found it broken (then the pool
+/// drops it instead of handing it out again).
+pub struct Pooled {
+    conn: DbConnection,
+    broken: bool,
+}
+
+impl std::ops::Deref for Pooled {
+    type Target = DbConnection;
+    fn deref(&self) -> &DbConnection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Pooled {
+    fn deref_mut(&mut self) -> &mut DbConnection {
+        &mut self.conn
+    }
+}
+
+/// Whether `err` says the connection itself failed (the server stopped or
+/// the network went), rather than the query.
+fn connection_failed(err: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind as K, Error as E};
+    match err {
+        E::DatabaseError(K::ClosedConnection | K::UnableToSendCommand, _) => true,
+        E::DatabaseError(K::Unknown, info) => {
+            let message = info.message();
+            message.contains("terminating connection")
+                || message.contains("server closed the connection")
+                || message.contains("no connection to the server")
+                || message.contains("connection to server")
+                || message.contains("the database system is shutting down")
+                || message.contains("the database system is starting up")
+        }
+        _ => false,
+    }
+}
+
 impl ManageConnection for Manager {
-    type Connection = DbConnection;
+    type Connection = Pooled;
     type Error = r2d2::Error;
 
-    fn connect(&self) -> Result<DbConnection, r2d2::Error> {
+    fn connect(&self) -> Result<Pooled, r2d2::Error> {
+        self.connect_one().map(|conn| Pooled { conn, broken: false })
+    }
+
+    fn is_valid(&self, conn: &mut Pooled) -> Result<(), r2d2::Error> {
+        diesel::sql_query("SELECT 1").execute(&mut conn.conn).map(|_| ()).map_err(r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut Pooled) -> bool {
+        conn.broken
+    }
+}
+
+impl Manager {
+    fn connect_one(&self) -> Result<DbConnection, r2d2::Error> {
         match self.backend {
             Backend::Postgres => {
                 PgConnection::establish(&self.url).map(DbConnection::Postgresql).map_err(r2d2::Error::ConnectionError)
             }
             Backend::Sqlite => {
+                create_private(&self.url).map_err(|e| {
+                    r2d2::Error::ConnectionError(diesel::ConnectionError::BadConnection(format!(
+                        "cannot create {}: {e}",
+                        self.url
+                    )))
+                })?;
                 let mut conn = SqliteConnection::establish(&self.url).map_err(r2d2::Error::ConnectionError)?;
                 for pragma in [
                     "PRAGMA journal_mode = WAL",
@@ -99,14 +197,6 @@ impl ManageConnection for Manager {
             }
         }
     }
-
-    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), r2d2::Error> {
-        diesel::sql_query("SELECT 1").execute(conn).map(|_| ()).map_err(r2d2::Error::QueryError)
-    }
-
-    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
-        false
-    }
 }
 
 /// The connection pool, cheap to clone.
@@ -118,13 +208,19 @@ pub struct Db {
 impl Db {
     /// Opens a pool for `url` and applies the pending migrations.
     pub fn connect(url: &DatabaseUrl, pool_size: u32) -> anyhow::Result<Db> {
+        Self::connect_with(url, pool_size, DEFAULT_TIMEOUT)
+    }
+
+    /// Like [`Db::connect`], waiting at most `timeout` for a connection
+    /// (`database.timeout`): past it a request gets [`DbError::Pool`].
+    pub fn connect_with(url: &DatabaseUrl, pool_size: u32, timeout: Duration) -> anyhow::Result<Db> {
         use anyhow::Context;
-        let manager = Manager::new(url);
+        let manager = Manager::new(url, timeout);
         let backend = manager.backend;
         let pool = r2d2::Pool::builder()
             .max_size(pool_size)
             .min_idle(Some(1))
-            .connection_timeout(Duration::from_secs(10))
+            .connection_timeout(timeout)
             .test_on_check_out(false)
             .build(manager)
             .with_context(|| format!("cannot open the {backend:?} database"))?;
@@ -137,7 +233,9 @@ impl Db {
     /// One connection without a pool, migrated: for the command line, which
     /// must not leave pool threads opening connections while it exits.
     pub fn connect_one(url: &DatabaseUrl) -> anyhow::Result<DbConnection> {
-        let mut conn = Manager::new(url).connect().map_err(|e| anyhow::anyhow!("cannot connect to the database: {e}"))?;
+        let mut conn = Manager::new(url, DEFAULT_TIMEOUT)
+            .connect_one()
+            .map_err(|e| anyhow::anyhow!("cannot connect to the database: {e}"))?;
         migrate(&mut conn).map_err(|e| anyhow::anyhow!("migrations failed: {e}"))?;
         Ok(conn)
     }
@@ -152,8 +250,15 @@ impl Db {
     {
         let pool = self.pool.clone();
         let task = tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get().map_err(DbError::Pool)?;
-            f(&mut conn).map_err(DbError::from)
+            let mut pooled = pool.get().map_err(DbError::Pool)?;
+            f(&mut pooled.conn).map_err(|err| {
+                if connection_failed(&err) {
+                    pooled.broken = true;
+                    DbError::Lost(err)
+                } else {
+                    DbError::from(err)
+                }
+            })
         });
         match task.await {
             Ok(result) => result,

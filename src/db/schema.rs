@@ -113,6 +113,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    login_attempts (key) {
+        key -> Text,
+        window_start -> BigInt,
+        attempts -> Integer,
+    }
+}
+
 diesel::joinable!(external_identities -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(api_tokens -> users (user_id));
@@ -127,4 +135,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     signing_keys,
     used_oidc_states,
     device_codes,
+    login_attempts,
 );

@@ -118,9 +118,14 @@ pub fn internal(err: &(dyn std::error::Error + 'static)) -> ApiError {
 impl From<DbError> for ApiError {
     fn from(err: DbError) -> Self {
         match err {
-            DbError::Pool(_) => {
-                log::error!("database unavailable: {err}");
-                ApiError::unavailable("the database is unavailable, try again shortly")
+            ref e if e.is_unavailable() => {
+                log::error!("database unavailable: {}", chain(e));
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "database_unavailable",
+                    "the database is unavailable, try again shortly",
+                )
+                .with_retry_after(5)
             }
             other if other.is_unique_violation() => ApiError::conflict("this already exists"),
             other => internal(&other),
@@ -169,6 +174,10 @@ impl From<IdentityError> for ApiError {
             ),
             TooManyAttempts(seconds) => {
                 ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", "too many failed attempts; wait and try again")
+                    .with_retry_after(seconds)
+            }
+            Busy(seconds) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", "too many sign-ins at once; try again shortly")
                     .with_retry_after(seconds)
             }
             BrowserSessionRequired => {

@@ -8,6 +8,7 @@ pub mod cookies;
 pub mod error;
 pub mod extract;
 pub mod guard;
+pub mod hardening;
 pub mod next_path;
 pub mod pending;
 pub mod routes;

@@ -40,7 +40,13 @@ impl NextTarget {
             if joined.origin() != base.origin() {
                 return Err("next must stay on this site");
             }
-            return Ok(NextTarget(text.to_string()));
+            // Judged, and kept, as the browser will resolve it: `/..//evil.com`
+            // becomes `//evil.com`, another host.
+            let normalised = &joined[url::Position::BeforePath..];
+            if normalised.starts_with("//") || percent_decode(normalised).starts_with("//") {
+                return Err("next must not name another host");
+            }
+            return Ok(NextTarget(normalised.to_string()));
         }
         let url = Url::parse(text).map_err(|_| "next is neither a path nor a URL")?;
         if !matches!(url.scheme(), "http" | "https") {
@@ -112,6 +118,13 @@ mod tests {
     }
 
     #[test]
+    fn kept_in_normalised_form() {
+        let s = settings();
+        assert_eq!(NextTarget::parse("/a/../b?x=1", &s).unwrap().into_string(), "/b?x=1");
+        assert_eq!(NextTarget::parse("/a/./b#f", &s).unwrap().into_string(), "/a/b#f");
+    }
+
+    #[test]
     fn refused() {
         let s = settings();
         for bad in [
@@ -121,6 +134,11 @@ mod tests {
             "/%2F%2Fevil.com",
             "/%5Cevil.com",
             "/%252F%252Fevil.com",
+            "/..//evil.com",
+            "/./..//evil.com",
+            "/a/../..//evil.com",
+            "/%2e%2e//evil.com",
+            "/.%2e//evil.com",
             "https://evil.com",
             "https://app.example.com.evil.com/",
             "https://evil.com/https://app.example.com",

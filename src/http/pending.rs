@@ -38,12 +38,11 @@ pub fn keep(session: &Session, pending: &PendingLogin) -> Result<(), actix_sessi
     session.insert(PENDING, pending)
 }
 
-/// The pending sign-in of this browser, if any; it is used up: the cookie
-/// is removed whatever the callback comes to.
-pub fn take(session: &Session) -> Option<PendingLogin> {
-    let pending = session.get::<PendingLogin>(PENDING).ok().flatten();
-    session.purge();
-    pending
+/// The pending sign-in of this browser, if any, left in place: the
+/// callback removes it with [`clear`] once the response proved (by its
+/// `state`) to belong to it, so a forged link cannot end it.
+pub fn peek(session: &Session) -> Option<PendingLogin> {
+    session.get::<PendingLogin>(PENDING).ok().flatten()
 }
 
 /// Forgets any pending sign-in (the cookie is removed).

@@ -4,12 +4,12 @@
 use std::net::TcpListener;
 
 use actix_web::dev::Server;
-use actix_web::middleware::{Compress, Logger};
+use actix_web::middleware::{from_fn, Compress, Logger};
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 
 use super::state::AppState;
-use super::{error, routes};
+use super::{error, hardening, routes};
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::Db;
@@ -34,9 +34,13 @@ impl Application {
     pub async fn build_on(settings: Settings, listener: TcpListener, clock: Clock) -> anyhow::Result<Application> {
         let db_url = settings.database.url.clone();
         let pool_size = settings.database.pool_size;
-        let db = tokio::task::spawn_blocking(move || Db::connect(&db_url, pool_size)).await.context("database setup")??;
+        let timeout = settings.database.timeout.std();
+        let db = tokio::task::spawn_blocking(move || Db::connect_with(&db_url, pool_size, timeout))
+            .await
+            .context("database setup")??;
         let port = listener.local_addr()?.port();
         let workers = settings.server.workers;
+        let shutdown_timeout = settings.server.shutdown_timeout.as_secs();
         let state = web::Data::new(AppState::new(settings, db, clock)?);
         state.service_tokens.start().await?;
         state.sso.start().await;
@@ -50,6 +54,8 @@ impl Application {
                 .app_data(web::PathConfig::default().error_handler(error::path_error))
                 .app_data(web::FormConfig::default().limit(64 * 1024).error_handler(error::form_error))
                 .wrap(routes::cors(&app_state.settings))
+                // Outside CORS (to see its headers), before any body is read.
+                .wrap(from_fn(hardening::harden))
                 .wrap(Compress::default())
                 // %U: the path only; the OIDC callback's query carries the code.
                 .wrap(
@@ -57,6 +63,9 @@ impl Application {
                 )
                 .configure(|cfg| routes::configure(cfg, &app_state))
         })
+        // At a stop signal (handled in `run`), in-flight requests get this long.
+        .shutdown_timeout(shutdown_timeout)
+        .disable_signals()
         .listen(listener)?;
         if workers > 0 {
             server = server.workers(workers);
@@ -75,7 +84,53 @@ impl Application {
         self.state.clone()
     }
 
+    /// Serves until SIGTERM or SIGINT. Then the background refresh stops
+    /// where it stands and gives up its leases, the listener closes, and
+    /// in-flight requests finish within `server.shutdown_timeout`; the
+    /// leases those requests held are given up last.
     pub async fn run(self) -> std::io::Result<()> {
-        self.server.await
+        let handle = self.server.handle();
+        let state = self.state.clone();
+        let stopper = tokio::spawn(async move {
+            stop_signal().await;
+            log::info!("stopping: no new connections, in-flight requests finish first");
+            release(state.sso.stop().await);
+            handle.stop(true).await;
+        });
+        let served = self.server.await;
+        stopper.abort();
+        release(self.state.sso.release_leases().await);
+        log::info!("doorman stopped");
+        served
     }
+}
+
+fn release(released: Result<usize, crate::db::DbError>) {
+    match released {
+        Ok(0) => {}
+        Ok(n) => log::info!("released {n} refresh lease(s)"),
+        Err(err) => log::warn!("could not release refresh leases: {}", crate::report::chain(&err)),
+    }
+}
+
+/// SIGTERM or SIGINT (Ctrl-C).
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(err) => {
+                log::warn!("cannot listen for SIGTERM: {err}");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
 }

@@ -174,13 +174,7 @@ pub struct RequestView {
 #[derive(Debug, Clone)]
 pub struct Attempt {
     pub session_id: String,
-    pub ip: String,
-}
-
-impl Attempt {
-    fn keys(&self) -> [String; 2] {
-        [format!("session:{}", self.session_id), format!("ip:{}", self.ip)]
-    }
+    pub ip: std::net::IpAddr,
 }
 
 /// The outcome of a decision on the page.
@@ -190,8 +184,8 @@ pub enum Decision {
     Deny,
 }
 
-/// One instance's device flow: its store is the database; the count of
-/// wrong user codes is per instance.
+/// The device flow: its store is the database, as is the count of user
+/// codes tried (shared by every instance).
 pub struct DeviceFlow {
     db: Db,
     clock: Clock,
@@ -206,7 +200,7 @@ enum PollStep {
 
 impl DeviceFlow {
     pub fn new(db: Db, clock: Clock) -> Self {
-        Self { db, clock, wrong_codes: Throttle::default() }
+        Self { wrong_codes: Throttle::new(db.clone(), clock.clone()), db, clock }
     }
 
     /// Starts a request for tool `client_id`, asking `scope` (all the
@@ -399,25 +393,24 @@ impl DeviceFlow {
 
     /// A live, undecided request by user code, counting wrong codes.
     async fn find(&self, attempt: &Attempt, user_code: &str) -> Result<(DeviceCodeRow, UserCode), DeviceError> {
-        let keys = attempt.keys();
-        for key in &keys {
-            self.wrong_codes.check(key).map_err(DeviceError::TooManyAttempts)?;
-        }
-        let wrong = || {
-            for key in &keys {
-                self.wrong_codes.fail(key);
-            }
-            DeviceError::UnknownCode
-        };
-        let Some(code) = UserCode::parse(user_code) else { return Err(wrong()) };
+        // Counted before the lookup; a right code is given back.
+        let counted =
+            self.wrong_codes.device_code(&attempt.session_id, attempt.ip).await?.map_err(DeviceError::TooManyAttempts)?;
+        let Some(code) = UserCode::parse(user_code) else { return Err(DeviceError::UnknownCode) };
         let hash = code.hash();
         let now = self.clock.now_naive();
         let row = self.db.run(move |conn| rows::find_by_user_code(conn, &hash)).await?;
         match row {
-            None => Err(wrong()),
-            Some(row) if row.expires_at <= now => Err(wrong()),
-            Some(row) if row.status != PENDING => Err(DeviceError::AlreadyDecided),
-            Some(row) => Ok((row, code)),
+            None => Err(DeviceError::UnknownCode),
+            Some(row) if row.expires_at <= now => Err(DeviceError::UnknownCode),
+            Some(row) => {
+                // A real code (decided or not) is not a guess.
+                self.wrong_codes.succeeded(counted).await?;
+                if row.status != PENDING {
+                    return Err(DeviceError::AlreadyDecided);
+                }
+                Ok((row, code))
+            }
         }
     }
 }

@@ -57,6 +57,9 @@ pub enum IdentityError {
     ExternalUser,
     #[error("too many attempts")]
     TooManyAttempts(u64),
+    /// Every password check slot is taken: try again in that many seconds.
+    #[error("busy")]
+    Busy(u64),
     #[error("browser session required")]
     BrowserSessionRequired,
     #[error("invalid input: {0}")]
@@ -104,7 +107,7 @@ impl Identity {
             sessions: sessions::Sessions::new(settings, &keys.access_jwt, db.clone(), clock.clone()),
             tokens: api_tokens::ApiTokens::new(settings, db.clone(), clock.clone()),
             device: device::DeviceFlow::new(db.clone(), clock.clone()),
-            throttle: throttle::Throttle::default(),
+            throttle: throttle::Throttle::new(db.clone(), clock.clone()),
             settings: settings.clone(),
             db,
             clock,

@@ -1,6 +1,10 @@
 //! Password hashing with argon2id, always on the blocking pool.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::LazyLock;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -55,18 +59,63 @@ pub fn verify(stored: Option<&str>, password: &str) -> bool {
     real && matches
 }
 
-/// [`hash`] on the blocking pool.
+/// Longest a password check waits for a free slot before the caller is
+/// told to come back (503 with `Retry-After`).
+pub const SLOT_WAIT: Duration = Duration::from_secs(2);
+
+/// Argon2 runs at once: one per core. Each takes about 19 MiB and a core
+/// for ~20 ms, so this bounds both memory and the CPU anonymous callers can
+/// take; the rest wait at most [`SLOT_WAIT`].
+static SLOTS: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(slot_count()));
+
+fn slot_count() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+}
+
+/// How many argon2 runs may be under way at once.
+pub fn slots() -> usize {
+    slot_count()
+}
+
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+static RUNS: AtomicUsize = AtomicUsize::new(0);
+
+/// The most argon2 runs this process has had under way at once.
+pub fn peak_in_flight() -> usize {
+    PEAK.load(Ordering::Relaxed)
+}
+
+/// How many argon2 runs (hash or verify) this process has made.
+pub fn runs() -> usize {
+    RUNS.load(Ordering::Relaxed)
+}
+
+/// [`hash`] on the blocking pool, within the argon2 slots.
 pub async fn hash_blocking(password: String) -> Result<String, IdentityError> {
     blocking(move || hash(&password)).await?
 }
 
-/// [`verify`] on the blocking pool.
+/// [`verify`] on the blocking pool, within the argon2 slots.
 pub async fn verify_blocking(stored: Option<String>, password: String) -> Result<bool, IdentityError> {
     blocking(move || verify(stored.as_deref(), &password)).await
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, IdentityError> {
-    match tokio::task::spawn_blocking(f).await {
+    let _permit = match tokio::time::timeout(SLOT_WAIT, SLOTS.acquire()).await {
+        Ok(Ok(permit)) => permit,
+        // The semaphore is never closed; a timeout means every slot stayed busy.
+        _ => return Err(IdentityError::Busy(1)),
+    };
+    let counted = move || {
+        let now = IN_FLIGHT.fetch_add(1, Ordering::Relaxed) + 1;
+        PEAK.fetch_max(now, Ordering::Relaxed);
+        RUNS.fetch_add(1, Ordering::Relaxed);
+        let value = f();
+        IN_FLIGHT.fetch_sub(1, Ordering::Relaxed);
+        value
+    };
+    match tokio::task::spawn_blocking(counted).await {
         Ok(value) => Ok(value),
         Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
         Err(err) => Err(IdentityError::Internal(err.into())),

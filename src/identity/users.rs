@@ -118,9 +118,16 @@ pub fn valid_email(text: &str) -> bool {
         && text.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.contains('@'))
 }
 
-/// Checks a username and password; the user on success. Failures are
-/// counted per name and, past the limit, refused before any check (429).
-pub async fn password_login(identity: &Identity, username: &str, password: &str) -> Result<UserView, IdentityError> {
+/// Checks a username and password from a client at `ip`; the user on
+/// success. The attempt is counted (per name and address, and per address,
+/// shared by every instance) before anything is checked; past the limit it
+/// is refused unchecked (429).
+pub async fn password_login(
+    identity: &Identity,
+    username: &str,
+    password: &str,
+    ip: std::net::IpAddr,
+) -> Result<UserView, IdentityError> {
     if !identity.settings.password_login {
         return Err(IdentityError::PasswordLoginDisabled);
     }
@@ -128,7 +135,7 @@ pub async fn password_login(identity: &Identity, username: &str, password: &str)
     if Username::parse(username).is_err() || password.is_empty() {
         return Err(IdentityError::BadCredentials);
     }
-    identity.throttle.check(username).map_err(IdentityError::TooManyAttempts)?;
+    let attempt = identity.throttle.password(username, ip).await?.map_err(IdentityError::TooManyAttempts)?;
     let name = username.to_string();
     let view = identity
         .db
@@ -141,17 +148,14 @@ pub async fn password_login(identity: &Identity, username: &str, password: &str)
     let matches = password::verify_blocking(stored, password.to_string()).await?;
     match view {
         Some(view) if matches => {
-            identity.throttle.succeed(username);
+            identity.throttle.succeeded(attempt).await?;
             // Only someone who knows the password learns that the account is disabled.
             super::check_status(&view.user)?;
             let (id, now) = (view.user.id.clone(), identity.clock.now_naive());
             identity.db.run(move |conn| db::users::record_login(conn, &id, now)).await?;
             Ok(view)
         }
-        _ => {
-            identity.throttle.fail(username);
-            Err(IdentityError::BadCredentials)
-        }
+        _ => Err(IdentityError::BadCredentials),
     }
 }
 

@@ -214,24 +214,26 @@ pub fn parse_basic(value: &str) -> Option<(String, String)> {
 }
 
 impl ServiceTokens {
-    /// The client proving itself with `id` and `secret`. Failures are
-    /// counted per client id; past the limit, even the right secret waits (429).
-    pub async fn authenticate_client(&self, id: &str, secret: &str) -> Result<Arc<Client>, TokenError> {
-        self.throttle.check(id).map_err(TokenError::TooManyAttempts)?;
-        let client = if id.is_empty() || id.len() > 100 { None } else { self.find_client(id).await? };
+    /// The client proving itself with `id` and `secret` from `ip`. Attempts
+    /// are counted per (client id, address) before the check, shared by
+    /// every instance; past the limit that address waits (429), while the
+    /// right secret from any other address still works.
+    pub async fn authenticate_client(&self, id: &str, secret: &str, ip: std::net::IpAddr) -> Result<Arc<Client>, TokenError> {
+        if id.is_empty() || id.len() > 100 {
+            return Err(TokenError::InvalidClient("wrong client id or secret"));
+        }
+        let attempt = self.throttle.client(id, ip).await?.map_err(TokenError::TooManyAttempts)?;
+        let client = self.find_client(id).await?;
         // Compared even for unknown clients and malformed secrets, so timing does not tell them apart.
         let presented = CLIENT_SECRET.hash(secret).unwrap_or_default();
         let stored = client.as_ref().map_or("0".repeat(64), |c| c.secret_hash.clone());
         let matches = constant_time_eq(&presented, &stored);
         match client {
             Some(client) if matches && !client.revoked => {
-                self.throttle.succeed(id);
+                self.throttle.succeeded(attempt).await?;
                 Ok(client)
             }
-            _ => {
-                self.throttle.fail(id);
-                Err(TokenError::InvalidClient("wrong client id or secret"))
-            }
+            _ => Err(TokenError::InvalidClient("wrong client id or secret")),
         }
     }
 

@@ -37,12 +37,12 @@ impl ServiceTokens {
     pub fn new(settings: Arc<Settings>, db: Db, clock: Clock, vault: Vault) -> Self {
         let ttl = settings.auth.cache_ttl.std();
         Self {
+            throttle: Throttle::new(db.clone(), clock.clone()),
             db,
             clock,
             vault,
             keys: keys::KeyRing::new(ttl),
             clients: Cache::builder().max_capacity(100_000).time_to_live(ttl).build(),
-            throttle: Throttle::default(),
             settings,
         }
     }

@@ -53,6 +53,12 @@ pub enum OidcError {
 }
 
 impl OidcError {
+    /// Whether the callback did not belong to this browser's pending sign-in
+    /// (a bare or forged link): that sign-in, if any, is left as it was.
+    pub fn is_foreign_callback(&self) -> bool {
+        matches!(self, OidcError::MissingFlow | OidcError::StateMismatch)
+    }
+
     /// The error code of the SPEC's JSON body.
     pub fn code(&self) -> &'static str {
         use OidcError::*;

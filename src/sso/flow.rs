@@ -98,9 +98,12 @@ pub struct Completed {
 }
 
 /// `GET /oidc/callback`: validates the response and signs the user in.
+/// The `state` is checked first: nothing of a response that does not belong
+/// to this browser's sign-in (its `error`, its `error_description`) is used
+/// or shown.
 pub async fn finish(sso: &Sso, pending: Option<PendingLogin>, query: CallbackQuery) -> Result<Completed, OidcError> {
-    refuse_provider_error(&query)?;
     let pending = check_state(sso, pending, &query)?;
+    refuse_provider_error(&query)?;
     let provider = sso.providers.get(&pending.provider).ok_or_else(|| OidcError::UnknownProvider(pending.provider.clone()))?;
     let ready = provider.ready()?;
     check_issuer(&ready, &pending, &query)?;

@@ -73,6 +73,7 @@ pub enum Outcome {
 
 /// Refreshes one leased identity and records the outcome.
 pub async fn refresh_identity(sso: &Sso, identity: IdentityRow) -> Outcome {
+    sso.held().insert(identity.id.clone());
     let result = exchange_refresh_token(sso, &identity).await;
     let id = identity.id.clone();
     let now = sso.clock.now_naive();
@@ -119,6 +120,7 @@ pub async fn refresh_identity(sso: &Sso, identity: IdentityRow) -> Outcome {
             Outcome::Retry
         }
     };
+    sso.held().remove(&identity.id);
     sso.refresh_inflight.invalidate(&identity.user_id).await;
     outcome
 }
@@ -232,12 +234,12 @@ pub struct SweepReport {
 }
 
 /// Starts this instance's background refresh of external users.
-pub fn start_refresh_task(sso: Arc<Sso>) {
+pub fn start_refresh_task(sso: Arc<Sso>) -> Option<tokio::task::AbortHandle> {
     if sso.providers.all().is_empty() {
-        return;
+        return None;
     }
     let interval = sso.settings.auth.refresh_interval.std();
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         // Instances started together spread their sweeps a little; the
         // first sweep comes one interval after start.
         let jitter = Duration::from_millis(u64::from(sso.clock.now().timestamp_subsec_millis()) % 1000);
@@ -251,4 +253,5 @@ pub fn start_refresh_task(sso: Arc<Sso>) {
             }
         }
     });
+    Some(task.abort_handle())
 }

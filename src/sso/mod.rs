@@ -81,6 +81,10 @@ pub struct Sso {
     settings: Arc<Settings>,
     /// User id -> the `valid_until` an immediate refresh gave (one refresh in flight per user).
     refresh_inflight: moka::future::Cache<String, Option<NaiveDateTime>>,
+    /// Identity ids this instance holds a refresh lease on right now.
+    leases: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// The background refresh task, stopped at shutdown.
+    background: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
 }
 
 impl Sso {
@@ -92,6 +96,8 @@ impl Sso {
             http: http_client()?,
             vault,
             refresh_inflight: moka::future::Cache::builder().max_capacity(100_000).time_to_live(Duration::from_secs(5)).build(),
+            leases: Default::default(),
+            background: Default::default(),
             identity,
             settings,
         })
@@ -114,7 +120,34 @@ impl Sso {
                 tokio::spawn(async move { provider.discover_until_ready(&http).await });
             }
         }
-        lifecycle::start_refresh_task(self.clone());
+        let task = lifecycle::start_refresh_task(self.clone());
+        *self.background.lock().unwrap_or_else(|e| e.into_inner()) = task;
+    }
+
+    /// Stops the background refresh where it stands (a refresh cut off is
+    /// neither a success nor a failure) and gives up its leases.
+    pub async fn stop(&self) -> Result<usize, crate::db::DbError> {
+        if let Some(task) = self.background.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            task.abort();
+        }
+        self.release_leases().await
+    }
+}
+
+impl Sso {
+    fn held(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        self.leases.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Gives up every refresh lease this instance still holds (at shutdown),
+    /// so another instance can take those users at once instead of after
+    /// the lease runs out. Returns how many rows were released.
+    pub async fn release_leases(&self) -> Result<usize, crate::db::DbError> {
+        let ids: Vec<String> = self.held().drain().collect();
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        self.db.run(move |conn| crate::db::identities::release_leases(conn, &ids)).await
     }
 }
 

@@ -161,9 +161,18 @@ async fn discover(http: &reqwest::Client, settings: &ProviderSettings, redirect:
             format!("the document names issuer {:?}, not the configured {:?}", metadata.issuer().as_str(), settings.issuer),
         ));
     }
+    check_endpoints(&metadata)?;
     let jwks = CoreJsonWebKeySet::fetch_async(metadata.jwks_uri(), http).await.map_err(|e| unreachable("JWKS", e))?;
     let metadata = metadata.set_jwks(jwks);
-    let url_field = |name: &str| document.get(name).and_then(|v| v.as_str()).and_then(|s| Url::parse(s).ok());
+    let url_field = |name: &str| {
+        let url = document.get(name).and_then(|v| v.as_str()).and_then(|s| Url::parse(s).ok())?;
+        if secure_endpoint(&url) {
+            Some(url)
+        } else {
+            log::warn!("provider {}: ignoring {name} {:?}: not an https URL", settings.id, url.as_str());
+            None
+        }
+    };
     let extras = Extras {
         end_session_endpoint: url_field("end_session_endpoint"),
         revocation_endpoint: url_field("revocation_endpoint"),
@@ -173,6 +182,37 @@ async fn discover(http: &reqwest::Client, settings: &ProviderSettings, redirect:
             .unwrap_or(false),
     };
     build_ready(settings, redirect, metadata, extras)
+}
+
+/// Whether doorman may send a browser or a request to `url`: https, or http
+/// to this machine (a provider run locally for development or tests).
+pub fn secure_endpoint(url: &Url) -> bool {
+    match url.scheme() {
+        "https" => url.host().is_some(),
+        "http" => match url.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+            None => false,
+        },
+        _ => false,
+    }
+}
+
+/// Every endpoint discovery names must be [`secure_endpoint`].
+fn check_endpoints(metadata: &CoreProviderMetadata) -> Result<(), OidcError> {
+    let mut endpoints: Vec<(&str, &Url)> =
+        vec![("authorization_endpoint", metadata.authorization_endpoint().url()), ("jwks_uri", metadata.jwks_uri().url())];
+    if let Some(token) = metadata.token_endpoint() {
+        endpoints.push(("token_endpoint", token.url()));
+    }
+    if let Some(userinfo) = metadata.userinfo_endpoint() {
+        endpoints.push(("userinfo_endpoint", userinfo.url()));
+    }
+    match endpoints.into_iter().find(|(_, url)| !secure_endpoint(url)) {
+        Some((name, url)) => Err(unreachable("discovery", format!("{name} {:?} is not an https URL", url.as_str()))),
+        None => Ok(()),
+    }
 }
 
 fn build_ready(
@@ -206,4 +246,19 @@ fn build_ready(
         revocation_endpoint: extras.revocation_endpoint,
         iss_parameter_supported: extras.iss_parameter_supported,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_must_be_https_or_loopback() {
+        for ok in ["https://idp.example.com/a", "http://127.0.0.1:9000/x", "http://[::1]/x", "http://localhost:8080/"] {
+            assert!(secure_endpoint(&Url::parse(ok).unwrap()), "{ok}");
+        }
+        for bad in ["http://idp.example.com/", "javascript:alert(1)", "data:text/html,x", "ftp://idp.example.com/"] {
+            assert!(!secure_endpoint(&Url::parse(bad).unwrap()), "{bad}");
+        }
+    }
 }

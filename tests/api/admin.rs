@@ -245,7 +245,7 @@ async fn admin_page_is_for_admins_and_checks_csrf(backend: Backend) {
     let page = app.get("/admin").await;
     assert_eq!(page.status(), 200);
     let csp = page.headers()["content-security-policy"].to_str().unwrap().to_string();
-    assert!(!csp.contains("unsafe-inline'; script") && !csp.contains("script-src"), "no script allowed: {csp}");
+    assert!(!csp.contains("unsafe-inline"), "no inline code allowed: {csp}");
     assert!(page.text().await.unwrap().contains("id=\"none\""));
     // A form post without the csrftoken cookie's value is refused.
     let forged = app.client.post(app.url("/admin/users/bob/approve")).form(&[("csrf", "forged")]).send().await.unwrap();

@@ -200,7 +200,7 @@ async fn the_page_sends_strangers_through_login_and_back() {
     let location = page.headers()["location"].to_str().unwrap().to_string();
     assert_eq!(location, format!("/login?next=%2Fdevice%3Fuser_code%3D{user_code}"));
     let login = app.get(&location).await.text().await.unwrap();
-    assert!(login.contains(&format!("\"/device?user_code={user_code}\"")), "{login}");
+    assert!(login.contains("data-next=") && login.contains(&format!("device?user_code={user_code}\"")), "{login}");
     // Nor can a stranger decide.
     let post = app.client.post(app.url("/device")).form(&[("user_code", user_code.as_str()), ("action", "approve")]);
     assert_eq!(post.send().await.unwrap().status(), 302);

@@ -9,6 +9,8 @@ mod bad_input;
 mod browser;
 mod cli;
 mod device;
+mod faults;
+mod hostile;
 mod lifecycle;
 mod migrations;
 mod oidc;

@@ -1,7 +1,7 @@
 //! `GET /admin`: the administrator's page listing users who wait for
 //! approval, with Approve and Reject buttons. Plain HTML forms, no script:
 //! each form carries the `csrftoken` cookie's value, which the POST must
-//! echo (double submit), so the page needs no `'unsafe-inline'` script.
+//! echo (double submit), so the page needs no script at all.
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -15,9 +15,6 @@ use crate::identity::admin::{self, Approval, ListQuery};
 use crate::identity::principal::UserJson;
 use crate::identity::{IdentityError, Principal, Scope};
 
-/// The page's Content-Security-Policy: no script at all, forms only to us.
-const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'";
-
 /// The admin behind the access cookie (never a bearer token: the page is for browsers).
 async fn admin_caller(state: &AppState, req: &HttpRequest) -> Result<Principal, IdentityError> {
     let cookie = req.cookie(ACCESS).ok_or(IdentityError::NotAuthenticated)?;
@@ -28,13 +25,9 @@ async fn admin_caller(state: &AppState, req: &HttpRequest) -> Result<Principal, 
     Ok(principal)
 }
 
+/// The page with the pages' headers (its style sheet is a file; no inline code).
 fn page(status: actix_web::http::StatusCode, body: String) -> HttpResponse {
-    HttpResponse::build(status)
-        .content_type("text/html; charset=utf-8")
-        .insert_header(super::NO_STORE)
-        .insert_header(("X-Frame-Options", "DENY"))
-        .insert_header(("Content-Security-Policy", CSP))
-        .body(body)
+    super::pages::html_with_status(status, body)
 }
 
 #[derive(Deserialize)]

@@ -151,7 +151,7 @@ pub async fn page(
     let csrf = csrf_cookie(&req);
     let mut page = Page::enter(&principal.username, typed, &csrf);
     let Some(code) = typed else { return render(&state, page) };
-    let attempt = Attempt { session_id, ip: client.ip.to_string() };
+    let attempt = Attempt { session_id, ip: client.ip };
     match state.identity.device.lookup(&attempt, code).await {
         Ok(request) => {
             page.step = "confirm";
@@ -202,7 +202,7 @@ pub async fn decide(
         page.error = Some("type the code your tool shows".into());
         return render(&state, page);
     };
-    let attempt = Attempt { session_id, ip: client.ip.to_string() };
+    let attempt = Attempt { session_id, ip: client.ip };
     match state.identity.device.decide(&attempt, &principal, code, decision).await {
         Ok(request) => {
             log::info!(

@@ -4,6 +4,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use super::NO_STORE;
+use crate::http::client::ClientInfo;
 use crate::http::cookies::{self, SESSION};
 use crate::http::error::ApiError;
 use crate::http::extract::check_csrf;
@@ -23,8 +24,12 @@ pub async fn show(principal: Principal) -> HttpResponse {
     HttpResponse::Ok().json(MeJson::from(&principal))
 }
 
-pub async fn login(state: web::Data<AppState>, body: web::Json<Credentials>) -> Result<HttpResponse, ApiError> {
-    let user = users::password_login(&state.identity, &body.username, &body.password).await?;
+pub async fn login(
+    state: web::Data<AppState>,
+    client: ClientInfo,
+    body: web::Json<Credentials>,
+) -> Result<HttpResponse, ApiError> {
+    let user = users::password_login(&state.identity, &body.username, &body.password, client.ip).await?;
     let issued = state.identity.sessions.open(&user).await?;
     let mut response = HttpResponse::Ok();
     response.insert_header(NO_STORE);

@@ -28,6 +28,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &AppState) {
         // Pages.
         .route("/", web::get().to(pages::home))
         .route("/login", web::get().to(pages::login))
+        .route("/static/doorman.js", web::get().to(pages::script))
+        .route("/static/doorman.css", web::get().to(pages::style))
         // The administrator's page (admins only, checked inside; plain forms with a CSRF field).
         .route("/admin", web::get().to(admin::show))
         .route("/admin/users/{username}/approve", web::post().to(admin::approve))

@@ -46,7 +46,7 @@ pub async fn authenticate(
     let link_user = if query.link {
         match linking_user(&state, &req).await {
             Ok(user) => Some(user),
-            Err(err) => return error_page(&state, &req, &session, err),
+            Err(err) => return error_page(&state, &req, err),
         }
     } else {
         None
@@ -59,7 +59,7 @@ pub async fn authenticate(
             Ok(()) => HttpResponse::Found().insert_header((header::LOCATION, redirect.url)).insert_header(NO_STORE).finish(),
             Err(err) => crate::http::error::internal(&err).into_response(),
         },
-        Err(err) => error_page(&state, &req, &session, err),
+        Err(err) => error_page(&state, &req, err),
     }
 }
 
@@ -67,9 +67,10 @@ pub async fn callback(state: web::Data<AppState>, req: HttpRequest, session: Ses
     // Parsed by hand so that even a malformed query ends on the error page.
     let query = web::Query::<CallbackQuery>::from_query(req.query_string()).map(|q| q.into_inner()).unwrap_or_default();
     let started = std::time::Instant::now();
-    let pending = pending::take(&session);
+    let pending = pending::peek(&session);
     match flow::finish(&state.sso, pending, query).await {
         Ok(done) => {
+            pending::clear(&session);
             let total = started.elapsed();
             let own = total.saturating_sub(done.provider_time);
             let mut response = HttpResponse::Found();
@@ -93,14 +94,19 @@ pub async fn callback(state: web::Data<AppState>, req: HttpRequest, session: Ses
             }
             response.finish()
         }
-        Err(err) => error_page(&state, &req, &session, err),
+        Err(err) => {
+            // A response that is this browser's (its state matched) uses the
+            // sign-in up; a foreign one leaves it for the real response.
+            if !err.is_foreign_callback() {
+                pending::clear(&session);
+            }
+            error_page(&state, &req, err)
+        }
     }
 }
 
-/// The error as JSON when the client asks for it, else as a page; any
-/// pending sign-in is forgotten.
-fn error_page(state: &AppState, req: &HttpRequest, session: &Session, err: OidcError) -> HttpResponse {
-    pending::clear(session);
+/// The error as JSON when the client asks for it, else as a page.
+fn error_page(state: &AppState, req: &HttpRequest, err: OidcError) -> HttpResponse {
     let api = ApiError::from(err);
     let wants_json =
         req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|accept| accept.contains("application/json"));
@@ -118,7 +124,9 @@ fn error_page(state: &AppState, req: &HttpRequest, session: &Session, err: OidcE
         if let Some(seconds) = api.retry_after {
             builder.insert_header((header::RETRY_AFTER, seconds.to_string()));
         }
-        builder.content_type("text/html; charset=utf-8").insert_header(NO_STORE).body(page)
+        let mut page = builder.content_type("text/html; charset=utf-8").insert_header(NO_STORE).body(page);
+        crate::http::hardening::page_headers(&mut page);
+        page
     };
     response.headers_mut().insert(header::REFERRER_POLICY, header::HeaderValue::from_static("no-referrer"));
     response

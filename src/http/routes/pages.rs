@@ -8,6 +8,7 @@ use serde::Deserialize;
 use super::info::auth_methods;
 use crate::http::error::{internal, ApiError};
 use crate::http::extract;
+use crate::http::hardening;
 use crate::http::next_path::NextTarget;
 use crate::http::state::AppState;
 
@@ -20,17 +21,28 @@ fn html(body: String) -> HttpResponse {
     html_with_status(StatusCode::OK, body)
 }
 
-/// A page with `status`, never cached nor framed.
+/// A page with `status`, never cached nor framed, with the pages' strict headers.
 pub(super) fn html_with_status(status: StatusCode, body: String) -> HttpResponse {
-    HttpResponse::build(status)
-        .content_type("text/html; charset=utf-8")
-        .insert_header(super::NO_STORE)
-        .insert_header(("X-Frame-Options", "DENY"))
-        .insert_header((
-            "Content-Security-Policy",
-            "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; frame-ancestors 'none'",
-        ))
-        .body(body)
+    let mut response =
+        HttpResponse::build(status).content_type("text/html; charset=utf-8").insert_header(super::NO_STORE).body(body);
+    hardening::page_headers(&mut response);
+    response
+}
+
+/// The pages' script, a file so that no page needs inline code.
+pub async fn script() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+        .body(include_str!("../../../static/doorman.js"))
+}
+
+/// The pages' style sheet.
+pub async fn style() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+        .body(include_str!("../../../static/doorman.css"))
 }
 
 pub async fn login(state: web::Data<AppState>, query: web::Query<LoginQuery>) -> Result<HttpResponse, ApiError> {

@@ -8,6 +8,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use super::NO_STORE;
+use crate::http::client::ClientInfo;
 use crate::http::error::ApiError;
 use crate::http::extract;
 use crate::http::state::AppState;
@@ -134,7 +135,10 @@ pub async fn service_token(
     let mut params = TokenParams::parse(content_type(&req), &body)?;
     let authorization = req.headers().get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or(""));
     let caller = match Grant::for_request(authorization, &mut params)? {
-        Grant::ClientCredentials { id, secret } => Caller::Client(state.service_tokens.authenticate_client(&id, &secret).await?),
+        Grant::ClientCredentials { id, secret } => {
+            let ip = ClientInfo::of(&req, &state.settings.server.trusted_proxies).ip;
+            Caller::Client(state.service_tokens.authenticate_client(&id, &secret, ip).await?)
+        }
         Grant::User => Caller::User(extract::authenticate(&req, &state).await?),
         Grant::DeviceCode { device_code, client_id } => {
             let identity = &state.identity;

@@ -4,6 +4,7 @@
 //! test moves; a client that keeps cookies and never follows redirects; the
 //! providers (in-process and real) and the Python and sign-in helpers.
 
+pub mod cluster;
 pub mod device;
 pub mod fake_op;
 pub mod python;
@@ -281,6 +282,27 @@ impl TestApp {
             .expect("create user");
     }
 
+    /// A password sign-in as if from `ip` (the app must trust 127.0.0.1 as a
+    /// proxy: see [`trusting_loopback_proxy`]); its own cookie jar.
+    pub async fn login_from(&self, ip: &str, username: &str, password: &str) -> Response {
+        reqwest::Client::new()
+            .post(self.url("/me/login"))
+            .header("X-Forwarded-For", ip)
+            .json(&serde_json::json!({"username": username, "password": password}))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Makes a machine client directly in the database: (id, secret).
+    pub fn create_client(&self, name: &str, scopes: &[&str]) -> (String, String) {
+        let mut conn = self.state.db.get().expect("connection");
+        let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+        let made = doorman::service_tokens::clients::create(&mut conn, name, &scopes, None, self.clock.now_naive())
+            .expect("create client");
+        (made.id, made.secret.expose().to_string())
+    }
+
     /// Moves doorman's time forward.
     pub fn advance(&self, by: std::time::Duration) {
         self.clock.advance(by);
@@ -334,6 +356,12 @@ impl TestApp {
         let jar = Arc::new(Jar::default());
         (client_with(jar.clone()), jar)
     }
+}
+
+/// Settings change: believe `X-Forwarded-For` from 127.0.0.1, so a test can
+/// speak as many client addresses.
+pub fn trusting_loopback_proxy(settings: &mut Settings) {
+    settings.server.trusted_proxies = vec!["127.0.0.1/32".parse().expect("a CIDR")];
 }
 
 /// Asserts status and error code of a SPEC-shaped error response.

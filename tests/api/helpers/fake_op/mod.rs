@@ -65,6 +65,10 @@ pub struct Knobs {
     pub azp: Option<String>,
     /// Issue ID tokens (`iat`) this long ago, still unexpired.
     pub issued_ago: Option<Duration>,
+    /// Announce this `end_session_endpoint` instead of the provider's own.
+    pub end_session_endpoint: Option<String>,
+    /// The token endpoint accepts the request and never answers.
+    pub token_hangs: bool,
 }
 
 /// The user the provider signs in.
@@ -251,7 +255,7 @@ async fn discovery(op: Op) -> HttpResponse {
     .set_token_endpoint(Some(TokenUrl::new(format!("{iss}/token")).unwrap()))
     .set_userinfo_endpoint(Some(UserInfoUrl::new(format!("{iss}/userinfo")).unwrap()));
     let mut doc = serde_json::to_value(&metadata).unwrap();
-    doc["end_session_endpoint"] = format!("{iss}/logout").into();
+    doc["end_session_endpoint"] = op.knobs.end_session_endpoint.clone().unwrap_or_else(|| format!("{iss}/logout")).into();
     doc["revocation_endpoint"] = format!("{iss}/revoke").into();
     doc["authorization_response_iss_parameter_supported"] = op.knobs.iss_parameter.into();
     HttpResponse::Ok().json(doc)
@@ -299,6 +303,10 @@ fn token_error(error: &str) -> HttpResponse {
 }
 
 async fn token(op: Op, req: HttpRequest, form: web::Form<HashMap<String, String>>) -> HttpResponse {
+    let hangs = op.lock().unwrap().knobs.token_hangs;
+    if hangs {
+        tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+    }
     let mut op = op.lock().unwrap();
     op.token_requests += 1;
     if !basic_auth_ok(&req) {
