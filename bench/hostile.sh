@@ -12,6 +12,7 @@
 #   bench/hostile.sh                    # DURATION=10s, SQLite, release build
 #   DURATION=5s bench/hostile.sh
 #   PROFILE=dev bench/hostile.sh        # the debug build (dependencies optimised), no release build needed
+#   FAILURE_DELAY=0s bench/hostile.sh   # failed guesses answered at once (server.failure_delay)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,6 +45,7 @@ BASE="http://127.0.0.1:${port}"
 cat >"$WORK/doorman.toml" <<CONF
 [server]
 bind = "127.0.0.1:${port}"
+failure_delay = "${FAILURE_DELAY:-1s}"
 [database]
 url = "sqlite://${WORK}/doorman.db"
 [auth]
@@ -113,7 +115,7 @@ wait "$a1" "$a2" "$a3" 2>/dev/null || true
 peak_kb="$(awk '/VmHWM/ {print $2}' "/proc/${SERVER_PID}/status")"
 
 echo
-echo "wrk -t1 -c${CONNECTIONS} -d${DURATION} on cookie GET /me, ${PROFILE} build, SQLite, $(nproc) cores"
+echo "wrk -t1 -c${CONNECTIONS} -d${DURATION} on cookie GET /me, ${PROFILE} build, SQLite, $(nproc) cores, failure_delay ${FAILURE_DELAY:-1s}"
 echo
 echo "| run | /me req/s | p99 | peak RSS (VmHWM) |"
 echo "| --- | ---: | ---: | ---: |"

@@ -56,6 +56,8 @@ struct RawServer {
     trusted_proxies: Vec<String>,
     /// How long in-flight requests may finish after SIGTERM.
     shutdown_timeout: String,
+    /// How long a failed guess waits before its answer ("0s": not at all).
+    failure_delay: String,
 }
 
 impl Default for RawServer {
@@ -68,6 +70,7 @@ impl Default for RawServer {
             cookie_domain: String::new(),
             workers: 0,
             shutdown_timeout: "30s".into(),
+            failure_delay: "1s".into(),
         }
     }
 }
@@ -209,6 +212,10 @@ pub struct ServerSettings {
     pub workers: usize,
     /// How long in-flight requests may finish after SIGTERM.
     pub shutdown_timeout: Ttl,
+    /// How long an answer to a failed guess (a wrong password or client
+    /// secret, an unknown token, a refused attempt, a compressed body) is
+    /// held back: the caller's connection waits, doorman spends nothing.
+    pub failure_delay: std::time::Duration,
 }
 
 impl ServerSettings {
@@ -571,6 +578,10 @@ impl RawSettings {
                 workers: self.server.workers,
                 trusted_proxies,
                 shutdown_timeout: duration("server.shutdown_timeout", &self.server.shutdown_timeout)?,
+                failure_delay: match self.server.failure_delay.trim() {
+                    "0" | "0s" => std::time::Duration::ZERO,
+                    text => duration("server.failure_delay", text)?.std(),
+                },
             },
             database: DatabaseSettings {
                 url: db_url,

@@ -97,6 +97,9 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status);
+        if FAILED_GUESSES.contains(&self.code) {
+            response.extensions_mut().insert(FailedGuess);
+        }
         response.insert_header((header::CACHE_CONTROL, "no-store"));
         if let Some(challenge) = &self.www_authenticate {
             response.insert_header((header::WWW_AUTHENTICATE, challenge.as_str()));
@@ -108,6 +111,16 @@ impl ResponseError for ApiError {
         response.json(Body { error: self.code, message: &self.message, error_description })
     }
 }
+
+/// The answers that tell a guesser "wrong": held back by
+/// `server.failure_delay` (see `hardening`), so that a caller guessing
+/// secrets, or spraying tokens, gets few answers a second per connection.
+const FAILED_GUESSES: &[&str] =
+    &["invalid_credentials", "invalid_token", "invalid_client", "too_many_attempts", "unsupported_content_encoding"];
+
+/// Marks a response as the answer to a failed guess.
+#[derive(Debug, Clone, Copy)]
+pub struct FailedGuess;
 
 /// Logs an internal failure with its whole chain, once, and hides it from the client.
 pub fn internal(err: &(dyn std::error::Error + 'static)) -> ApiError {

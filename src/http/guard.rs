@@ -5,13 +5,14 @@ use std::future::{ready, Future, Ready};
 use std::pin::Pin;
 use std::rc::Rc;
 
+use actix_web::body::EitherBody;
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::{web, HttpMessage};
 
 use super::error::ApiError;
 use super::extract;
 use super::state::AppState;
-use crate::identity::{IdentityError, Scope};
+use crate::identity::{IdentityError, Principal, Scope};
 
 /// Middleware factory: the route needs `scope`.
 pub fn require(scope: Scope) -> RequireScope {
@@ -27,7 +28,7 @@ where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
     B: 'static,
 {
-    type Response = ServiceResponse<B>;
+    type Response = ServiceResponse<EitherBody<B>>;
     type Error = actix_web::Error;
     type Transform = RequireScopeMiddleware<S>;
     type InitError = ();
@@ -48,7 +49,7 @@ where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
     B: 'static,
 {
-    type Response = ServiceResponse<B>;
+    type Response = ServiceResponse<EitherBody<B>>;
     type Error = actix_web::Error;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>>>>;
 
@@ -58,13 +59,25 @@ where
         let service = Rc::clone(&self.service);
         let scope = self.scope;
         Box::pin(async move {
-            let state = req.app_data::<web::Data<AppState>>().cloned().ok_or_else(ApiError::internal)?;
-            let principal = extract::authenticate(req.request(), &state).await.map_err(ApiError::from)?;
-            if !principal.scopes.contains(scope) {
-                return Err(ApiError::from(IdentityError::InsufficientScope(scope)).into());
+            // A refusal is an answer, not an error raised past the outer
+            // middleware: they finish it like any other response.
+            match authorize(&req, scope).await {
+                Ok(principal) => {
+                    req.extensions_mut().insert(principal);
+                    Ok(service.call(req).await?.map_into_left_body())
+                }
+                Err(refused) => Ok(req.error_response(refused).map_into_right_body()),
             }
-            req.extensions_mut().insert(principal);
-            service.call(req).await
         })
     }
+}
+
+/// The caller, if it holds `scope`.
+async fn authorize(req: &ServiceRequest, scope: Scope) -> Result<Principal, ApiError> {
+    let state = req.app_data::<web::Data<AppState>>().cloned().ok_or_else(ApiError::internal)?;
+    let principal = extract::authenticate(req.request(), &state).await?;
+    if !principal.scopes.contains(scope) {
+        return Err(IdentityError::InsufficientScope(scope).into());
+    }
+    Ok(principal)
 }

@@ -13,7 +13,8 @@ use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
 use actix_web::HttpResponse;
 
-use super::error::ApiError;
+use super::error::{ApiError, FailedGuess};
+use super::state::AppState;
 
 /// The middleware function (wrap it with `actix_web::middleware::from_fn`).
 pub async fn harden(
@@ -32,6 +33,7 @@ pub async fn harden(
             let (req, _) = req.into_parts();
             let mut response = ServiceResponse::new(req, refused);
             finish(&mut response);
+            hold_back_failed_guess(&response).await;
             return Ok(response);
         }
     }
@@ -46,7 +48,24 @@ pub async fn harden(
         response = ServiceResponse::new(req, replaced);
     }
     finish(&mut response);
+    hold_back_failed_guess(&response).await;
     Ok(response)
+}
+
+/// Waits `server.failure_delay` before answering a failed guess: a timer,
+/// no work, so one connection gets at most a few wrong answers a second
+/// and a flood of them leaves the cores to everyone else.
+async fn hold_back_failed_guess(response: &ServiceResponse<BoxBody>) {
+    if response.response().extensions().get::<FailedGuess>().is_none() {
+        return;
+    }
+    let delay = response
+        .request()
+        .app_data::<actix_web::web::Data<AppState>>()
+        .map_or(std::time::Duration::ZERO, |state| state.settings.server.failure_delay);
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
 }
 
 fn is_json(response: &ServiceResponse<BoxBody>) -> bool {

@@ -99,6 +99,8 @@ pub struct Identity {
     /// Command-line sign-in (RFC 8628).
     pub device: device::DeviceFlow,
     pub throttle: throttle::Throttle,
+    /// argon2, behind this instance's cap.
+    pub passwords: password::Hasher,
 }
 
 impl Identity {
@@ -108,6 +110,7 @@ impl Identity {
             tokens: api_tokens::ApiTokens::new(settings, db.clone(), clock.clone()),
             device: device::DeviceFlow::new(db.clone(), clock.clone()),
             throttle: throttle::Throttle::new(db.clone(), clock.clone()),
+            passwords: password::Hasher::default(),
             settings: settings.clone(),
             db,
             clock,

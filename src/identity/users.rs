@@ -145,7 +145,7 @@ pub async fn password_login(
         })
         .await?;
     let stored = view.as_ref().and_then(|v| v.user.password_hash.clone());
-    let matches = password::verify_blocking(stored, password.to_string()).await?;
+    let matches = identity.passwords.verify(stored, password.to_string()).await?;
     match view {
         Some(view) if matches => {
             identity.throttle.succeeded(attempt).await?;
@@ -187,14 +187,14 @@ pub async fn change_password(
     if is_self && !(as_admin && old_password.is_none()) {
         let old = old_password
             .ok_or_else(|| IdentityError::InvalidInput("old_password is required to change your own password".into()))?;
-        if !password::verify_blocking(user.password_hash.clone(), old).await? {
+        if !identity.passwords.verify(user.password_hash.clone(), old).await? {
             return Err(IdentityError::Forbidden("old_password is wrong".into()));
         }
     }
     if keep_api_tokens && !is_self {
         return Err(IdentityError::InvalidInput("keep_api_tokens applies only to a change of your own password".into()));
     }
-    let hash = password::hash_blocking(new_password).await?;
+    let hash = identity.passwords.hash(new_password).await?;
     let keep = if is_self { caller.session_id().map(str::to_string) } else { None };
     let now = identity.clock.now_naive();
     let id = user.id.clone();

@@ -123,8 +123,10 @@ async fn argon2_runs_behind_a_cap_sized_to_the_cores() {
         assert!(matches!(status, 401 | 503), "{answers:?}");
         assert!(*status != 503 || *retry_after, "a 503 says when to come back");
     }
-    let peak = doorman::identity::password::peak_in_flight();
-    assert!(peak <= doorman::identity::password::slots(), "{peak} argon2 runs at once");
+    let passwords = &app.state.identity.passwords;
+    let peak = passwords.peak_in_flight();
+    assert!(peak <= passwords.slots(), "{peak} argon2 runs at once");
+    assert!(peak >= 1);
 }
 
 /// Finding 3: a compressed body is refused (415) before it is read, on
@@ -266,4 +268,56 @@ async fn sqlite_files_are_private() {
         }
     }
     assert!(checked >= 2, "the database and its WAL exist");
+}
+
+/// Failed guesses are held back by `server.failure_delay`, on a timer: a
+/// flood of them, held at once on a single worker, does not hold up a
+/// signed-in caller, and the right password is not held back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_guesses_are_held_back_without_holding_up_others() {
+    let delay = Duration::from_secs(2);
+    let app = spawn(Backend::Sqlite)
+        .with(|s| s.server.failure_delay = Duration::from_secs(2))
+        .with(trusting_loopback_proxy)
+        .start()
+        .await;
+    app.create_user("alice", "correct horse", false);
+    assert_eq!(app.login("alice", "correct horse").await.status(), 200);
+
+    let started = std::time::Instant::now();
+    let guesses = (0..40).map(|i| {
+        let client = reqwest::Client::new();
+        let app = &app;
+        async move {
+            let request = if i % 2 == 0 {
+                client
+                    .post(app.url("/me/login"))
+                    .header("X-Forwarded-For", format!("198.51.100.{i}"))
+                    .json(&json!({"username": format!("nobody{i}"), "password": "wrong horse"}))
+            } else {
+                client.get(app.url("/me")).bearer_auth(format!("dmn_{}", "A".repeat(43)))
+            };
+            request.send().await.unwrap().status().as_u16()
+        }
+    });
+    // While the 40 wrong answers are held (the app has one worker), a
+    // signed-in caller is answered at once, several times over.
+    let signed_in = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for _ in 0..5 {
+            assert_eq!(app.get("/me").await.status(), 200);
+        }
+        assert!(started.elapsed() < delay, "the held answers blocked the worker");
+    };
+    let (statuses, ()) = tokio::join!(join_all(guesses), signed_in);
+    assert!(started.elapsed() >= delay, "failed guesses were answered before failure_delay");
+    assert!(statuses.iter().all(|s| *s == 401), "{statuses:?}");
+    // A guard's refusal goes through the same finishing as any answer.
+    let refused = reqwest::Client::new().get(app.url("/me")).bearer_auth("dmn_x").send().await.unwrap();
+    assert_eq!(refused.headers()["x-content-type-options"], "nosniff");
+    assert!(!refused.headers().contains_key("access-control-allow-credentials"));
+    // The right password is answered without the delay.
+    let before = std::time::Instant::now();
+    assert_eq!(app.another_browser().login("alice", "correct horse").await.status(), 200);
+    assert!(before.elapsed() < delay);
 }

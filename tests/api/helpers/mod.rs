@@ -114,7 +114,7 @@ fn drop_old_test_databases(conn: &mut PgConnection, before: i64) {
 /// Settings for a test app: port 0, the given database, a fixed key.
 pub fn test_settings(db_url: &str, extra_toml: &str) -> Settings {
     let text = format!(
-        "[server]\nbind = \"127.0.0.1:0\"\nworkers = 1\n[database]\nurl = \"{db_url}\"\npool_size = 4\n[auth]\nsecret_key = \"{SECRET_KEY}\"\n{extra_toml}"
+        "[server]\nbind = \"127.0.0.1:0\"\nworkers = 1\nfailure_delay = \"0s\"\n[database]\nurl = \"{db_url}\"\npool_size = 4\n[auth]\nsecret_key = \"{SECRET_KEY}\"\n{extra_toml}"
     );
     Settings::from_toml(&text).unwrap_or_else(|e| panic!("test settings: {e}"))
 }
