@@ -1,6 +1,7 @@
 //! Primitives on one core: signing a service JWT (what `POST /token` pays
-//! besides HTTP), verifying it, and hashing a bearer token (what a cache
-//! lookup pays). `cargo bench --bench primitives`.
+//! besides HTTP), verifying it, hashing a bearer token (what a cache
+//! lookup pays), and checking a provider's RS256 ID token (what a sign-in
+//! callback pays besides the database). `cargo bench --bench primitives`.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use doorman::crypto::{sha256_hex, DerivedKeys, SecretString};
@@ -48,5 +49,73 @@ fn service_jwt(c: &mut Criterion) {
     c.bench_function("SHA-256 of a bearer token", |b| b.iter(|| sha256_hex(black_box(&bearer))));
 }
 
-criterion_group!(benches, service_jwt);
+/// The sign-in's ID-token check (`sso::id_token::check`): an RS256 token of
+/// the test provider's 2048-bit key, with `nonce` and `at_hash`.
+fn id_token(c: &mut Criterion) {
+    use doorman::sso::id_token::{self, Expected};
+    use doorman::sso::provider::Ready;
+    use doorman::sso::types::{ExtraClaims, IdToken, IdTokenClaims, JsonWebKeySet, OidcClient, ProviderMetadata};
+    use openidconnect::core::*;
+    use openidconnect::*;
+
+    let issuer = "http://127.0.0.1:9999";
+    let key = CoreRsaPrivateSigningKey::from_pem(
+        include_str!("../tests/api/helpers/fake_op/key1.pem"),
+        Some(JsonWebKeyId::new("key1".into())),
+    )
+    .expect("test key");
+    let core = CoreProviderMetadata::new(
+        IssuerUrl::new(issuer.into()).expect("url"),
+        AuthUrl::new(format!("{issuer}/authorize")).expect("url"),
+        JsonWebKeySetUrl::new(format!("{issuer}/jwks")).expect("url"),
+        vec![ResponseTypes::new(vec![CoreResponseType::Code])],
+        vec![CoreSubjectIdentifierType::Public],
+        vec![CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256],
+        EmptyAdditionalProviderMetadata {},
+    )
+    .set_token_endpoint(Some(TokenUrl::new(format!("{issuer}/token")).expect("url")));
+    let jwks = serde_json::to_value(CoreJsonWebKeySet::new(vec![key.as_verification_key()])).expect("jwks");
+    let metadata: ProviderMetadata = serde_json::from_value(serde_json::to_value(core).expect("metadata")).expect("metadata");
+    let metadata = metadata.set_jwks(serde_json::from_value::<JsonWebKeySet>(jwks).expect("jwks"));
+    let client = OidcClient::from_provider_metadata(
+        metadata.clone(),
+        ClientId::new("doorman".into()),
+        Some(ClientSecret::new("s".into())),
+    );
+    let ready = Ready {
+        issuer: issuer.into(),
+        client,
+        metadata,
+        allowed_algs: vec![CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256],
+        end_session_endpoint: None,
+        revocation_endpoint: None,
+        iss_parameter_supported: false,
+    };
+    let now = chrono::Utc::now();
+    let nonce = Nonce::new("n-0123456789".into());
+    let access_token = AccessToken::new("at-0123456789abcdef".into());
+    let claims = IdTokenClaims::new(
+        IssuerUrl::new(issuer.into()).expect("url"),
+        vec![Audience::new("doorman".into())],
+        now + chrono::TimeDelta::minutes(5),
+        now,
+        StandardClaims::new(SubjectIdentifier::new("alice".into()))
+            .set_email(Some(EndUserEmail::new("alice@example.com".into())))
+            .set_email_verified(Some(true)),
+        ExtraClaims { sid: Some("sid-1".into()), other: Default::default() },
+    )
+    .set_nonce(Some(nonce.clone()));
+    let token: IdToken =
+        IdToken::new(claims, &key, CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256, Some(&access_token), None).expect("signs");
+    let clock = doorman::clock::Clock::system();
+    let expected = || Expected::SignIn { nonce: &nonce, access_token: &access_token };
+    id_token::check(&ready, &token, &expected(), &clock, chrono::TimeDelta::minutes(10)).expect("the token verifies");
+    c.bench_function("check an ID token (RS256 2048, nonce, at_hash)", |b| {
+        b.iter(|| {
+            id_token::check(&ready, black_box(&token), &expected(), &clock, chrono::TimeDelta::minutes(10)).expect("verifies")
+        });
+    });
+}
+
+criterion_group!(benches, service_jwt, id_token);
 criterion_main!(benches);

@@ -21,6 +21,9 @@ struct Sample {
     authenticate: Duration,
     callback: Duration,
     callback_own: Duration,
+    /// doorman's steps within its own time (`Server-Timing` entries besides
+    /// `doorman` and `provider`), when it gives them.
+    steps: Vec<(String, Duration)>,
 }
 
 fn client() -> reqwest::Client {
@@ -31,14 +34,15 @@ fn client() -> reqwest::Client {
         .unwrap()
 }
 
-fn own_time(header: Option<&reqwest::header::HeaderValue>) -> Duration {
+/// The `name;dur=ms` entries of a `Server-Timing` header.
+fn timings(header: Option<&reqwest::header::HeaderValue>) -> Vec<(String, Duration)> {
     let text = header.and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let ms: f64 = text
-        .split(',')
-        .find_map(|part| part.trim().strip_prefix("doorman;dur="))
-        .and_then(|v| v.parse().ok())
-        .expect("Server-Timing: doorman;dur=");
-    Duration::from_secs_f64(ms / 1000.0)
+    text.split(',')
+        .filter_map(|part| {
+            let (name, dur) = part.trim().split_once(";dur=")?;
+            Some((name.to_string(), Duration::from_secs_f64(dur.parse::<f64>().ok()? / 1000.0)))
+        })
+        .collect()
 }
 
 async fn login(base: &str, user: &str) -> Sample {
@@ -52,7 +56,10 @@ async fn login(base: &str, user: &str) -> Sample {
     let done = client.get(&callback_url).send().await.unwrap();
     let callback = at_callback.elapsed();
     assert_eq!(done.status(), 302, "callback failed");
-    Sample { total: started.elapsed(), authenticate, callback, callback_own: own_time(done.headers().get("server-timing")) }
+    let mut steps = timings(done.headers().get("server-timing"));
+    let own = steps.iter().find(|(name, _)| name == "doorman").map(|(_, d)| *d).expect("Server-Timing: doorman;dur=");
+    steps.retain(|(name, _)| name != "doorman" && name != "provider");
+    Sample { total: started.elapsed(), authenticate, callback, callback_own: own, steps }
 }
 
 fn percentile(mut values: Vec<Duration>, p: f64) -> Duration {
@@ -128,6 +135,21 @@ async fn main() {
     row("GET /oidc/authenticate, client's view", |s| s.authenticate);
     row("GET /oidc/callback, client's view (incl. token + userinfo at the provider)", |s| s.callback);
     row("GET /oidc/callback, doorman's own time (Server-Timing, provider excluded)", |s| s.callback_own);
+    let names: Vec<String> = samples[0].steps.iter().map(|(name, _)| name.clone()).collect();
+    for name in &names {
+        let values: Vec<Duration> =
+            samples.iter().map(|s| s.steps.iter().find(|(n, _)| n == name).map(|(_, d)| *d).unwrap_or_default()).collect();
+        println!("| — of which `{name}` | {} | {} |", ms(percentile(values.clone(), 0.5)), ms(percentile(values, 0.99)));
+    }
+    if !names.is_empty() {
+        let rest: Vec<Duration> =
+            samples.iter().map(|s| s.callback_own.saturating_sub(s.steps.iter().map(|(_, d)| *d).sum())).collect();
+        println!(
+            "| — of which the rest (flow cookie, session cookies, response) | {} | {} |",
+            ms(percentile(rest.clone(), 0.5)),
+            ms(percentile(rest, 0.99))
+        );
+    }
     println!();
     println!("complete logins per second, {concurrency} at once: {rate:.0}");
     drop(op);

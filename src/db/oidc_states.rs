@@ -6,15 +6,31 @@ use diesel::prelude::*;
 use super::schema::used_oidc_states;
 use super::DbConnection;
 
-/// Records `state_hash` as used. `Ok(false)` when it already was (a replay).
-pub fn mark_used(conn: &mut DbConnection, state_hash: &str, expires_at: NaiveDateTime, now: NaiveDateTime) -> QueryResult<bool> {
-    diesel::delete(used_oidc_states::table.filter(used_oidc_states::expires_at.lt(now))).execute(conn)?;
-    let inserted = diesel::insert_into(used_oidc_states::table)
-        .values((used_oidc_states::state_hash.eq(state_hash), used_oidc_states::expires_at.eq(expires_at)))
-        .execute(conn);
-    match inserted {
-        Ok(_) => Ok(true),
-        Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)) => Ok(false),
-        Err(e) => Err(e),
+/// Whether `state_hash` was already redeemed.
+pub fn is_used(conn: &mut DbConnection, state_hash: &str) -> QueryResult<bool> {
+    let found = used_oidc_states::table
+        .filter(used_oidc_states::state_hash.eq(state_hash))
+        .select(used_oidc_states::state_hash)
+        .first::<String>(conn)
+        .optional()?;
+    Ok(found.is_some())
+}
+
+/// Forgets the states whose flow can no longer finish.
+pub fn purge_expired(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<usize> {
+    diesel::delete(used_oidc_states::table.filter(used_oidc_states::expires_at.lt(now))).execute(conn)
+}
+
+/// Records `state_hash` as used until `expires_at`. `Ok(false)` when it
+/// already was (a replay). Meant for a write transaction: a redemption of
+/// the same state at the same moment in another transaction makes the
+/// insert fail with a unique violation.
+pub fn mark_used(conn: &mut DbConnection, state_hash: &str, expires_at: NaiveDateTime) -> QueryResult<bool> {
+    if is_used(conn, state_hash)? {
+        return Ok(false);
     }
+    diesel::insert_into(used_oidc_states::table)
+        .values((used_oidc_states::state_hash.eq(state_hash), used_oidc_states::expires_at.eq(expires_at)))
+        .execute(conn)?;
+    Ok(true)
 }

@@ -4,6 +4,7 @@
 
 use chrono::NaiveDateTime;
 
+use super::flow::UsedState;
 use super::{OidcError, Sso};
 use crate::config::AuthSettings;
 use crate::crypto::Vault;
@@ -75,14 +76,17 @@ pub struct Admission {
     pub channel: String,
 }
 
-/// Records a sign-in in one transaction: the user, created or updated, and
-/// their new browser session (none for a pending or disabled user).
+/// Records a sign-in in one transaction: its `state` as used (refused with
+/// [`OidcError::Replayed`] if it already was), the user, created or
+/// updated, and their new browser session (none for a pending or disabled
+/// user).
 pub async fn sign_in(
     sso: &Sso,
     provider_id: &str,
     profile: ExternalProfile,
     admission: Admission,
     login: ProviderLogin,
+    state: UsedState,
 ) -> Result<SignedIn, OidcError> {
     let auth = &sso.settings.auth;
     let base_name = base_username(&profile).ok_or(OidcError::NoUsername)?;
@@ -98,53 +102,69 @@ pub async fn sign_in(
     };
     let mut session = sso.identity.sessions.new_session("", Some(login));
     for attempt in 0..3 {
-        let (vault, profile, new_user) = (sso.vault.clone(), profile.clone(), new_user.clone());
+        let (vault, profile, new_user, state) = (sso.vault.clone(), profile.clone(), new_user.clone(), state.clone());
         let mut row = session.row.clone();
         let result = sso
             .db
             .run(move |conn| {
                 db::write_transaction(conn, |conn| {
+                    if !state.record(conn)? {
+                        return Ok(Stored::Replayed);
+                    }
                     let Some(user) = upsert(conn, &vault, &profile, &new_user)? else {
-                        return Ok(None);
+                        return Ok(Stored::NoUser);
                     };
                     match user.user.status.as_str() {
                         users::status::ACTIVE => {}
-                        users::status::PENDING => return Ok(Some(Stored::Pending)),
-                        _ => return Ok(Some(Stored::Disabled)),
+                        users::status::PENDING => return Ok(Stored::Pending),
+                        _ => return Ok(Stored::Disabled),
                     }
                     users::record_login(conn, &user.user.id, new_user.now)?;
                     row.user_id = user.user.id.clone();
                     db::sessions::insert(conn, &row)?;
-                    Ok(Some(Stored::Session(Box::new(user), row)))
+                    Ok(Stored::Session(Box::new(user), row))
                 })
             })
             .await;
         match result {
-            // Two first sign-ins of one user at once: the loser finds the winner's row.
+            // Two first sign-ins of one user at once: the loser finds the winner's
+            // row; two callbacks of one state at once: the loser finds it used.
             Err(err) if err.is_unique_violation() && attempt < 2 => continue,
             Err(err) => return Err(err.into()),
-            Ok(Some(Stored::Session(user, row))) => {
+            Ok(Stored::Session(user, row)) => {
                 session.row = row;
                 return Ok(SignedIn::Session(Box::new((*user, session))));
             }
-            Ok(Some(Stored::Pending)) => return Ok(SignedIn::Pending),
-            Ok(Some(Stored::Disabled)) => return Ok(SignedIn::Disabled),
-            Ok(None) => break,
+            Ok(Stored::Pending) => return Ok(SignedIn::Pending),
+            Ok(Stored::Disabled) => return Ok(SignedIn::Disabled),
+            Ok(Stored::Replayed) => return Err(OidcError::Replayed),
+            Ok(Stored::NoUser) => break,
         }
     }
     Err(OidcError::Db(DbError::Query(diesel::result::Error::NotFound)))
 }
 
+/// What the sign-in's transaction did.
 enum Stored {
     Session(Box<UserView>, crate::db::sessions::SessionRow),
     Pending,
     Disabled,
+    /// The `state` was already used: nothing was written.
+    Replayed,
+    /// The user vanished between the upsert's writes and its read.
+    NoUser,
 }
 
 /// Adds the provider identity of `profile` to user `user_id` (linking): no
 /// user is created and no session opened. Refused when the identity
 /// belongs to someone else.
-pub async fn link(sso: &Sso, provider_id: &str, profile: ExternalProfile, user_id: &str) -> Result<UserView, OidcError> {
+pub async fn link(
+    sso: &Sso,
+    provider_id: &str,
+    profile: ExternalProfile,
+    user_id: &str,
+    state: UsedState,
+) -> Result<UserView, OidcError> {
     let auth = &sso.settings.auth;
     let now = sso.clock.now_naive();
     let valid_until = now + auth.external_validity.delta();
@@ -154,6 +174,9 @@ pub async fn link(sso: &Sso, provider_id: &str, profile: ExternalProfile, user_i
         .db
         .run(move |conn| {
             db::write_transaction(conn, |conn| {
+                if !state.record(conn)? {
+                    return Ok(Err(OidcError::Replayed));
+                }
                 let Some(user) = users::find(conn, &user_id)? else {
                     return Ok(Err(OidcError::Identity(IdentityError::InvalidSession)));
                 };

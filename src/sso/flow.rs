@@ -2,7 +2,9 @@
 //! to the provider; [`finish`] checks everything that comes back and signs
 //! the user in. Each step is a named function returning `OidcError`.
 
-use chrono::TimeDelta;
+use std::time::{Duration, Instant};
+
+use chrono::{NaiveDateTime, TimeDelta};
 use openidconnect::core::{CoreAuthPrompt, CoreAuthenticationFlow, CoreGenderClaim};
 use openidconnect::{
     AccessToken, AuthorizationCode, CsrfToken, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
@@ -94,7 +96,9 @@ pub struct Completed {
     pub credentials: Option<SessionCredentials>,
     pub next: String,
     /// Time spent waiting on the provider (token endpoint, userinfo, keys).
-    pub provider_time: std::time::Duration,
+    pub provider_time: Duration,
+    /// doorman's own time in its main steps, for `Server-Timing`.
+    pub steps: Vec<(&'static str, Duration)>,
 }
 
 /// `GET /oidc/callback`: validates the response and signs the user in.
@@ -102,19 +106,21 @@ pub struct Completed {
 /// to this browser's sign-in (its `error`, its `error_description`) is used
 /// or shown.
 pub async fn finish(sso: &Sso, pending: Option<PendingLogin>, query: CallbackQuery) -> Result<Completed, OidcError> {
+    let started = Instant::now();
     let pending = check_state(sso, pending, &query)?;
     refuse_provider_error(&query)?;
     let provider = sso.providers.get(&pending.provider).ok_or_else(|| OidcError::UnknownProvider(pending.provider.clone()))?;
     let ready = provider.ready()?;
     check_issuer(&ready, &pending, &query)?;
-    mark_state_used(sso, &pending).await?;
+    refuse_used_state(sso, &pending).await?;
     let code = query.code.filter(|c| !c.is_empty()).ok_or(OidcError::MissingCode)?;
-    let waited = std::time::Instant::now();
+    let mut steps = vec![("checks", started.elapsed())];
+    let waited = Instant::now();
     let response = exchange_code(sso, &ready, code, &pending).await?;
     let mut provider_time = waited.elapsed();
     let id_token = response.id_token().ok_or(OidcError::NoIdToken)?.clone();
     let fetches_before = provider.key_fetches();
-    let verifying = std::time::Instant::now();
+    let verifying = Instant::now();
     let nonce = Nonce::new(pending.nonce.clone());
     let expected = Expected::SignIn { nonce: &nonce, access_token: response.access_token() };
     let (ready, claims) =
@@ -125,16 +131,21 @@ pub async fn finish(sso: &Sso, pending: Option<PendingLogin>, query: CallbackQue
         })?;
     if provider.key_fetches() != fetches_before {
         provider_time += verifying.elapsed();
+    } else {
+        steps.push(("id-token", verifying.elapsed()));
     }
-    let waited = std::time::Instant::now();
+    let waited = Instant::now();
     let profile = profile(sso, &ready, &provider.settings.access.groups_claim, &response, &claims, &id_token).await?;
     provider_time += waited.elapsed();
+    let recording = Instant::now();
     let rules = &provider.settings.access;
     let facts = Facts { email: profile.email.clone(), email_verified: profile.email_verified, groups: profile.groups.clone() };
     let verdict = rules::check(rules, &facts).map_err(OidcError::AccessDenied)?;
+    let state = UsedState::of(sso, &pending);
     if let Some(user_id) = &pending.link_user {
-        account::link(sso, &provider.settings.id, profile, user_id).await?;
-        return Ok(Completed { credentials: None, next: pending.next, provider_time });
+        account::link(sso, &provider.settings.id, profile, user_id, state).await?;
+        steps.push(("link", recording.elapsed()));
+        return Ok(Completed { credentials: None, next: pending.next, provider_time, steps });
     }
     let provider_login = ProviderLogin {
         provider_id: provider.settings.id.clone(),
@@ -146,11 +157,13 @@ pub async fn finish(sso: &Sso, pending: Option<PendingLogin>, query: CallbackQue
         approval: rules.approval == Approval::Admin,
         channel: rules.channel.clone().unwrap_or_else(|| sso.settings.auth.default_channel.clone()),
     };
-    match account::sign_in(sso, &provider.settings.id, profile, admission, provider_login).await? {
+    let signed_in = account::sign_in(sso, &provider.settings.id, profile, admission, provider_login, state).await?;
+    steps.push(("sign-in", recording.elapsed()));
+    match signed_in {
         SignedIn::Session(signed_in) => {
             let (user, session) = *signed_in;
             let credentials = sso.identity.sessions.credentials(session, &user);
-            Ok(Completed { credentials: Some(credentials), next: pending.next, provider_time })
+            Ok(Completed { credentials: Some(credentials), next: pending.next, provider_time, steps })
         }
         SignedIn::Pending => Err(IdentityError::ApprovalPending.into()),
         SignedIn::Disabled => Err(IdentityError::AccountDisabled.into()),
@@ -196,15 +209,55 @@ fn check_issuer(ready: &Ready, pending: &PendingLogin, query: &CallbackQuery) ->
     }
 }
 
-async fn mark_state_used(sso: &Sso, pending: &PendingLogin) -> Result<(), OidcError> {
+/// Refuses a `state` already redeemed before its code is sent to the
+/// provider (a replayed callback must not spend the code again). Only a
+/// read: the state is recorded as used in the sign-in's own transaction
+/// ([`account::sign_in`], [`account::link`]), which refuses it if a
+/// callback with the same state got there first.
+async fn refuse_used_state(sso: &Sso, pending: &PendingLogin) -> Result<(), OidcError> {
     let hash = sha256_hex(&pending.state);
-    let now = sso.clock.now_naive();
-    let expires = now + TimeDelta::seconds(LIFETIME_SECS + 60);
-    let fresh = sso.db.run(move |conn| db::oidc_states::mark_used(conn, &hash, expires, now)).await?;
-    if fresh {
-        Ok(())
-    } else {
+    if sso.db.run(move |conn| db::oidc_states::is_used(conn, &hash)).await? {
         Err(OidcError::Replayed)
+    } else {
+        Ok(())
+    }
+}
+
+/// How often an instance forgets expired states, in the transaction of a
+/// sign-in (rather than at each one).
+const STATE_PURGE_SECS: i64 = 60;
+
+/// A sign-in's `state`, to record as used.
+#[derive(Clone)]
+pub struct UsedState {
+    pub hash: String,
+    /// Kept until its flow could no longer finish.
+    pub expires: NaiveDateTime,
+    /// States expired before this moment are to be forgotten with it.
+    pub purge_before: Option<NaiveDateTime>,
+}
+
+impl UsedState {
+    fn of(sso: &Sso, pending: &PendingLogin) -> Self {
+        use std::sync::atomic::Ordering;
+        let now = sso.clock.now_naive();
+        let seconds = now.and_utc().timestamp();
+        let last = sso.states_purged_at.load(Ordering::Relaxed);
+        let purge = seconds - last >= STATE_PURGE_SECS
+            && sso.states_purged_at.compare_exchange(last, seconds, Ordering::Relaxed, Ordering::Relaxed).is_ok();
+        Self {
+            hash: sha256_hex(&pending.state),
+            expires: now + TimeDelta::seconds(LIFETIME_SECS + 60),
+            purge_before: purge.then_some(now),
+        }
+    }
+
+    /// Records it as used in the caller's transaction: `false` if it already was.
+    pub fn record(&self, conn: &mut crate::db::DbConnection) -> diesel::QueryResult<bool> {
+        if let Some(before) = self.purge_before {
+            db::oidc_states::purge_expired(conn, before)?;
+        }
+        db::oidc_states::mark_used(conn, &self.hash, self.expires)
     }
 }
 

@@ -75,7 +75,9 @@ fn check_azp(ready: &Ready, claims: &IdTokenClaims) -> Result<(), IdTokenError> 
     }
 }
 
-fn check(
+/// The check itself, with `ready`'s keys as they are (no fetch): what
+/// [`verify`] does before and after fetching the keys again.
+pub fn check(
     ready: &Ready,
     id_token: &IdToken,
     expected: &Expected<'_>,

@@ -7,6 +7,7 @@ pub mod account;
 mod error;
 pub mod flow;
 pub mod id_token;
+pub mod jwk;
 pub mod lifecycle;
 pub mod logout;
 pub mod provider;
@@ -85,6 +86,8 @@ pub struct Sso {
     leases: std::sync::Mutex<std::collections::HashSet<String>>,
     /// The background refresh task, stopped at shutdown.
     background: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
+    /// When (seconds since the epoch) this instance last forgot expired sign-in states.
+    states_purged_at: std::sync::atomic::AtomicI64,
 }
 
 impl Sso {
@@ -98,6 +101,7 @@ impl Sso {
             refresh_inflight: moka::future::Cache::builder().max_capacity(100_000).time_to_live(Duration::from_secs(5)).build(),
             leases: Default::default(),
             background: Default::default(),
+            states_purged_at: Default::default(),
             identity,
             settings,
         })

@@ -6,11 +6,11 @@
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use openidconnect::core::{CoreJsonWebKeySet, CoreJwsSigningAlgorithm, CoreProviderMetadata};
+use openidconnect::core::CoreJwsSigningAlgorithm;
 use openidconnect::{ClientId, ClientSecret, RedirectUrl};
 use url::Url;
 
-use super::types::OidcClient;
+use super::types::{JsonWebKeySet, OidcClient, ProviderMetadata};
 use super::OidcError;
 use crate::config::ProviderSettings;
 
@@ -21,7 +21,7 @@ pub const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(10);
 pub struct Ready {
     pub issuer: String,
     pub client: OidcClient,
-    pub metadata: CoreProviderMetadata,
+    pub metadata: ProviderMetadata,
     /// Signature algorithms accepted for its ID tokens: those it announced,
     /// never `none` nor an HMAC.
     pub allowed_algs: Vec<CoreJwsSigningAlgorithm>,
@@ -103,7 +103,7 @@ impl Provider {
         }
         let current = self.ready()?;
         self.key_fetches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let jwks = CoreJsonWebKeySet::fetch_async(current.metadata.jwks_uri(), http)
+        let jwks = JsonWebKeySet::fetch_async(current.metadata.jwks_uri(), http)
             .await
             .map_err(|e| OidcError::ProviderUnreachable(anyhow::anyhow!("JWKS: {e}")))?;
         let metadata = current.metadata.clone().set_jwks(jwks);
@@ -124,7 +124,7 @@ impl Provider {
     }
 }
 
-/// What discovery says beyond `CoreProviderMetadata`.
+/// What discovery says beyond [`ProviderMetadata`].
 #[derive(Clone, Default)]
 struct Extras {
     end_session_endpoint: Option<Url>,
@@ -153,7 +153,7 @@ async fn discover(http: &reqwest::Client, settings: &ProviderSettings, redirect:
         return Err(unreachable("discovery", format!("status {}", response.status())));
     }
     let document: serde_json::Value = response.json().await.map_err(|e| unreachable("discovery document", e))?;
-    let metadata: CoreProviderMetadata =
+    let metadata: ProviderMetadata =
         serde_json::from_value(document.clone()).map_err(|e| unreachable("discovery document", e))?;
     if metadata.issuer().as_str().trim_end_matches('/') != settings.issuer.trim_end_matches('/') {
         return Err(unreachable(
@@ -162,7 +162,7 @@ async fn discover(http: &reqwest::Client, settings: &ProviderSettings, redirect:
         ));
     }
     check_endpoints(&metadata)?;
-    let jwks = CoreJsonWebKeySet::fetch_async(metadata.jwks_uri(), http).await.map_err(|e| unreachable("JWKS", e))?;
+    let jwks = JsonWebKeySet::fetch_async(metadata.jwks_uri(), http).await.map_err(|e| unreachable("JWKS", e))?;
     let metadata = metadata.set_jwks(jwks);
     let url_field = |name: &str| {
         let url = document.get(name).and_then(|v| v.as_str()).and_then(|s| Url::parse(s).ok())?;
@@ -200,7 +200,7 @@ pub fn secure_endpoint(url: &Url) -> bool {
 }
 
 /// Every endpoint discovery names must be [`secure_endpoint`].
-fn check_endpoints(metadata: &CoreProviderMetadata) -> Result<(), OidcError> {
+fn check_endpoints(metadata: &ProviderMetadata) -> Result<(), OidcError> {
     let mut endpoints: Vec<(&str, &Url)> =
         vec![("authorization_endpoint", metadata.authorization_endpoint().url()), ("jwks_uri", metadata.jwks_uri().url())];
     if let Some(token) = metadata.token_endpoint() {
@@ -218,7 +218,7 @@ fn check_endpoints(metadata: &CoreProviderMetadata) -> Result<(), OidcError> {
 fn build_ready(
     settings: &ProviderSettings,
     redirect: &RedirectUrl,
-    metadata: CoreProviderMetadata,
+    metadata: ProviderMetadata,
     extras: Extras,
 ) -> Result<Ready, OidcError> {
     use CoreJwsSigningAlgorithm::*;

@@ -1,9 +1,10 @@
 //! openidconnect's types, fitted with the extra claims doorman reads: `sid`,
 //! the provider's session id (for back-channel logout), and the rest (where
-//! a provider's groups claim is found).
+//! a provider's groups claim is found); and with doorman's key type
+//! ([`ProviderKey`]: signatures checked by *ring*).
 
 use openidconnect::core::{
-    CoreAuthDisplay, CoreAuthPrompt, CoreErrorResponseType, CoreGenderClaim, CoreJsonWebKey, CoreJweContentEncryptionAlgorithm,
+    CoreAuthDisplay, CoreAuthPrompt, CoreErrorResponseType, CoreGenderClaim, CoreJweContentEncryptionAlgorithm,
     CoreJwsSigningAlgorithm, CoreRevocableToken, CoreRevocationErrorResponse, CoreTokenIntrospectionResponse, CoreTokenType,
 };
 use openidconnect::{
@@ -11,6 +12,8 @@ use openidconnect::{
     StandardTokenResponse,
 };
 use serde::{Deserialize, Serialize};
+
+use super::jwk::ProviderKey;
 
 /// Claims beyond the standard ones.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -35,7 +38,24 @@ pub type TokenResponse = StandardTokenResponse<IdTokenFields, CoreTokenType>;
 pub type IdToken =
     openidconnect::IdToken<ExtraClaims, CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm>;
 pub type IdTokenClaims = openidconnect::IdTokenClaims<ExtraClaims, CoreGenderClaim>;
-pub type IdTokenVerifier<'a> = openidconnect::IdTokenVerifier<'a, CoreJsonWebKey>;
+pub type IdTokenVerifier<'a> = openidconnect::IdTokenVerifier<'a, ProviderKey>;
+/// A provider's discovery document, with its keys once fetched.
+pub type ProviderMetadata = openidconnect::ProviderMetadata<
+    openidconnect::EmptyAdditionalProviderMetadata,
+    CoreAuthDisplay,
+    openidconnect::core::CoreClientAuthMethod,
+    openidconnect::core::CoreClaimName,
+    openidconnect::core::CoreClaimType,
+    openidconnect::core::CoreGrantType,
+    CoreJweContentEncryptionAlgorithm,
+    openidconnect::core::CoreJweKeyManagementAlgorithm,
+    ProviderKey,
+    openidconnect::core::CoreResponseMode,
+    openidconnect::core::CoreResponseType,
+    openidconnect::core::CoreSubjectIdentifierType,
+>;
+/// A provider's signing keys (its `jwks_uri` document).
+pub type JsonWebKeySet = openidconnect::JsonWebKeySet<ProviderKey>;
 
 /// A client for one provider, built from its discovery document.
 pub type OidcClient = openidconnect::Client<
@@ -43,7 +63,7 @@ pub type OidcClient = openidconnect::Client<
     CoreAuthDisplay,
     CoreGenderClaim,
     CoreJweContentEncryptionAlgorithm,
-    CoreJsonWebKey,
+    ProviderKey,
     CoreAuthPrompt,
     StandardErrorResponse<CoreErrorResponseType>,
     TokenResponse,
