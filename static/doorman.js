@@ -1,4 +1,4 @@
-// doorman's pages: the password form on /login and sign-out on /.
+// doorman's pages: the password form on /login; sign-out and the API helper on /.
 // Served as a file so the pages' Content-Security-Policy needs no inline code.
 "use strict";
 
@@ -40,11 +40,36 @@ if (form) {
   });
 }
 
+const csrf = () => (document.cookie.match(/(?:^|; )csrftoken=([^;]*)/) || [])[1] || "";
+
+// Calls doorman's API with the cookies. A 401 `access_expired` (the access
+// cookie ran out while the session lives) is answered by POST /me/refresh
+// and one retry; any other 401 (`invalid_session`, `sign_in_again`) means
+// the session is over: back to the sign-in page.
+async function api(path, options = {}) {
+  const send = () =>
+    fetch(path, { credentials: "same-origin", ...options, headers: { "X-CSRFToken": csrf(), ...(options.headers || {}) } });
+  let response = await send();
+  if (response.status === 401) {
+    const body = await response.clone().json().catch(() => ({}));
+    if (body.error === "access_expired") {
+      const refreshed = await fetch("/me/refresh", { method: "POST", credentials: "same-origin", headers: { "X-CSRFToken": csrf() } });
+      if (refreshed.ok) response = await send();
+    }
+  }
+  if (response.status === 401) window.location.assign("/login");
+  return response;
+}
+
 const signOut = document.getElementById("sign-out");
 if (signOut) {
+  window.doormanApi = api;
+  // Coming back to the page: still signed in? (refreshes the access cookie when due)
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible") api("/me");
+  });
   signOut.addEventListener("click", async () => {
-    const csrf = (document.cookie.match(/(?:^|; )csrftoken=([^;]*)/) || [])[1] || "";
-    const response = await fetch("/me/logout", { method: "POST", headers: { "X-CSRFToken": csrf }, credentials: "same-origin" });
+    const response = await fetch("/me/logout", { method: "POST", headers: { "X-CSRFToken": csrf() }, credentials: "same-origin" });
     const body = await response.json().catch(() => ({}));
     window.location.assign(safeTarget(body.logout_url || "/login", "/login"));
   });

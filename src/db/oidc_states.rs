@@ -1,4 +1,6 @@
-//! The `used_oidc_states` table: each sign-in `state` may be redeemed once.
+//! The `used_oidc_states` table: each sign-in `state` may be redeemed once;
+//! back-channel logout tokens' `jti`s are kept here too (under a
+//! domain-separated hash, see `sso::logout`).
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;

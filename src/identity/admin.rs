@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Deserializer};
 
+use super::revocation::{Revocations, Revoked};
 use super::users::{create_local_user, valid_email, CreateUserError, Username};
 use super::{Identity, IdentityError, Principal};
 use crate::db::users::{self as db_users, status, ListFilter, UserChanges, UserRow, UserView};
@@ -207,6 +208,11 @@ pub async fn update(identity: &Identity, caller: &Principal, name: &str, patch: 
                     return Ok(Changed::LastAdmin);
                 }
                 db_users::update(conn, &user.id, &changes)?;
+                if !disabling {
+                    // Every instance reads the user's bearer tokens again (their
+                    // cached views hold the old admin flag and channel).
+                    Revocations::announce(conn, &Revoked::User(user.id.clone()))?;
+                }
                 Ok(match db_users::view_by_id(conn, &user.id)? {
                     Some(view) => Changed::Done(Box::new(view)),
                     None => Changed::NotFound,
@@ -222,18 +228,9 @@ pub async fn update(identity: &Identity, caller: &Principal, name: &str, patch: 
     if disabling {
         identity.end_all_credentials(&view.user.id).await?;
     } else {
-        forget_cached_views(identity, &view.user.id).await?;
+        identity.revocations.forget(&Revoked::User(view.user.id.clone()));
     }
     Ok(view)
-}
-
-/// Makes this instance read a changed user's bearer tokens again at their
-/// next use (their cached view holds the old admin flag and channel).
-async fn forget_cached_views(identity: &Identity, user_id: &str) -> Result<(), IdentityError> {
-    let id = user_id.to_string();
-    let hashes = identity.db.run(move |conn| db::api_tokens::hashes_for_user(conn, &id)).await?;
-    identity.tokens.forget_tokens(&hashes);
-    Ok(())
 }
 
 /// `DELETE /users/{username}`: the user, their sessions, API tokens and

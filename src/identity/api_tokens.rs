@@ -5,9 +5,9 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use moka::sync::Cache;
 use serde::{Deserialize, Serialize};
 
+use super::revocation::{Revocations, Revoked, TokenCache};
 use super::{ExternalValidity, IdentityError, Principal, Scope, ScopeSet, Via};
 use crate::clock::Clock;
 use crate::config::{AuthSettings, Ttl};
@@ -103,18 +103,14 @@ pub struct ApiTokens {
     db: Db,
     clock: Clock,
     max_ttl: Ttl,
-    /// Token hash -> the token and its user, for `auth.cache_ttl`.
-    cache: Cache<String, Arc<CachedToken>>,
+    /// Token hash -> the token and its user, for `auth.cache_ttl` or until revoked.
+    cache: TokenCache,
+    revocations: Arc<Revocations>,
 }
 
 impl ApiTokens {
-    pub fn new(settings: &AuthSettings, db: Db, clock: Clock) -> Self {
-        Self {
-            db,
-            clock,
-            max_ttl: settings.api_token_ttl,
-            cache: Cache::builder().max_capacity(1_000_000).time_to_live(settings.cache_ttl.std()).build(),
-        }
+    pub fn new(settings: &AuthSettings, db: Db, clock: Clock, cache: TokenCache, revocations: Arc<Revocations>) -> Self {
+        Self { db, clock, max_ttl: settings.api_token_ttl, cache, revocations }
     }
 
     /// Mints a token for `principal`, within what they hold and `api_token_ttl`.
@@ -140,6 +136,7 @@ impl ApiTokens {
         }
         let (row, token) = self.prepare(&principal.user_id, request.name.as_deref(), scopes, ttl)?;
         self.db.run(move |conn| db::api_tokens::insert(conn, &row)).await?;
+        metrics::counter!("doorman_tokens_issued_total", "kind" => "api_token").increment(1);
         Ok(token)
     }
 
@@ -195,8 +192,12 @@ impl ApiTokens {
     pub async fn authenticate(&self, token: &str, provider: &impl ExternalValidity) -> Result<Principal, IdentityError> {
         let hash = API_TOKEN.hash(token).ok_or(IdentityError::InvalidToken)?;
         let mut entry = match self.cache.get(&hash) {
-            Some(entry) => entry,
+            Some(entry) => {
+                metrics::counter!("doorman_cache_requests_total", "cache" => "tokens", "result" => "hit").increment(1);
+                entry
+            }
             None => {
+                metrics::counter!("doorman_cache_requests_total", "cache" => "tokens", "result" => "miss").increment(1);
                 let entry = Arc::new(self.load(hash.clone()).await?.ok_or(IdentityError::InvalidToken)?);
                 self.cache.insert(hash.clone(), entry.clone());
                 entry
@@ -251,14 +252,6 @@ impl ApiTokens {
         }))
     }
 
-    /// Forgets cached views of these tokens (by hash), so this instance reads
-    /// them again (and refuses revoked ones) at their next use.
-    pub fn forget_tokens(&self, hashes: &[String]) {
-        for hash in hashes {
-            self.cache.invalidate(hash);
-        }
-    }
-
     /// The caller's live tokens; with `all`, everyone's (needs `users:admin`).
     pub async fn list(&self, principal: &Principal, all: bool) -> Result<Vec<TokenInfo>, IdentityError> {
         if all && !principal.scopes.contains(Scope::UsersAdmin) {
@@ -283,7 +276,7 @@ impl ApiTokens {
 
     /// Revokes token `id` of the caller, or anyone's for an admin (`users:admin`).
     /// Unknown, already revoked and other people's tokens are all "not found".
-    /// This instance forgets the token at once; others within `auth.cache_ttl`.
+    /// Every instance forgets the token (see [`super::revocation`]).
     pub async fn revoke(&self, principal: &Principal, id: &str) -> Result<(), IdentityError> {
         let not_found = || IdentityError::NotFound("no such token".into());
         if uuid::Uuid::parse_str(id).is_err() {
@@ -300,12 +293,16 @@ impl ApiTokens {
                 if row.revoked_at.is_some() || (row.user_id != owner && !as_admin) {
                     return Ok(None);
                 }
-                db::api_tokens::revoke(conn, &row.id, now)?;
-                Ok(Some(row.token_hash))
+                db::write_transaction(conn, |conn| {
+                    db::api_tokens::revoke(conn, &row.id, now)?;
+                    let revoked = Revoked::Tokens(vec![row.token_hash]);
+                    Revocations::announce(conn, &revoked)?;
+                    Ok(Some(revoked))
+                })
             })
             .await?;
-        let hash = revoked.ok_or_else(not_found)?;
-        self.cache.invalidate(&hash);
+        let revoked = revoked.ok_or_else(not_found)?;
+        self.revocations.forget(&revoked);
         Ok(())
     }
 }

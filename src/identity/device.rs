@@ -348,6 +348,7 @@ impl DeviceFlow {
         if !claimed {
             return Err(DeviceError::InvalidGrant("this device_code was exchanged already"));
         }
+        metrics::counter!("doorman_tokens_issued_total", "kind" => "api_token").increment(1);
         Ok(token)
     }
 

@@ -10,14 +10,17 @@ pub mod api_tokens;
 pub mod device;
 pub mod password;
 pub mod principal;
+pub mod revocation;
 pub mod scopes;
 pub mod sessions;
 pub mod throttle;
 pub mod users;
 
 use std::future::Future;
+use std::sync::Arc;
 
 use chrono::NaiveDateTime;
+use moka::sync::Cache;
 
 pub use principal::{Principal, Via};
 pub use scopes::{Scope, ScopeSet};
@@ -26,7 +29,7 @@ use crate::clock::Clock;
 use crate::config::AuthSettings;
 use crate::crypto::DerivedKeys;
 use crate::db::users::UserView;
-use crate::db::{Db, DbError};
+use crate::db::{Db, DbConnection, DbError};
 
 /// Why a caller is not let in, or an identity operation is refused.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +48,9 @@ pub enum IdentityError {
     InvalidToken,
     #[error("invalid session")]
     InvalidSession,
+    /// The access cookie ran out while its browser session lives: refresh and retry.
+    #[error("access cookie expired")]
+    AccessExpired,
     #[error("the provider no longer vouches for the user")]
     SignInAgain,
     #[error("CSRF check failed")]
@@ -101,16 +107,39 @@ pub struct Identity {
     pub throttle: throttle::Throttle,
     /// argon2, behind this instance's cap.
     pub passwords: password::Hasher,
+    /// Revocation on every instance (see [`revocation`]).
+    pub revocations: Arc<revocation::Revocations>,
 }
 
 impl Identity {
     pub fn new(settings: &AuthSettings, keys: &DerivedKeys, db: Db, clock: Clock) -> Self {
+        // Built with invalidation closures: a revoked user is forgotten by user id.
+        let session_cache: revocation::SessionCache = Cache::builder()
+            .max_capacity(1_000_000)
+            .time_to_live(settings.cache_ttl.std())
+            .support_invalidation_closures()
+            .build();
+        let token_cache: revocation::TokenCache = Cache::builder()
+            .max_capacity(1_000_000)
+            .time_to_live(settings.cache_ttl.std())
+            .support_invalidation_closures()
+            .build();
+        let shared = db.backend() == crate::db::Backend::Postgres;
+        let revocations = Arc::new(revocation::Revocations::new(session_cache.clone(), token_cache.clone(), shared));
         Self {
-            sessions: sessions::Sessions::new(settings, &keys.access_jwt, db.clone(), clock.clone()),
-            tokens: api_tokens::ApiTokens::new(settings, db.clone(), clock.clone()),
+            sessions: sessions::Sessions::new(
+                settings,
+                &keys.access_jwt,
+                db.clone(),
+                clock.clone(),
+                session_cache,
+                revocations.clone(),
+            ),
+            tokens: api_tokens::ApiTokens::new(settings, db.clone(), clock.clone(), token_cache, revocations.clone()),
             device: device::DeviceFlow::new(db.clone(), clock.clone()),
             throttle: throttle::Throttle::new(db.clone(), clock.clone()),
             passwords: password::Hasher::default(),
+            revocations,
             settings: settings.clone(),
             db,
             clock,
@@ -118,7 +147,7 @@ impl Identity {
     }
 }
 
-/// What [`Identity::end_credentials`] ended on this instance.
+/// What [`Identity::end_credentials`] ended.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct EndedCredentials {
     /// Ids of the browser sessions ended.
@@ -127,46 +156,104 @@ pub struct EndedCredentials {
     pub token_hashes: Vec<String>,
 }
 
+impl EndedCredentials {
+    /// Adds what `other` ended.
+    pub fn extend(&mut self, other: EndedCredentials) {
+        self.session_ids.extend(other.session_ids);
+        self.token_hashes.extend(other.token_hashes);
+    }
+
+    /// What stopped working, as every instance is told.
+    fn revoked(&self) -> [revocation::Revoked; 2] {
+        [revocation::Revoked::Sessions(self.session_ids.clone()), revocation::Revoked::Tokens(self.token_hashes.clone())]
+    }
+
+    /// Tells every instance, inside the caller's transaction, that these
+    /// credentials ended (PostgreSQL sends it at commit; see [`revocation`]).
+    pub fn announce(&self, conn: &mut DbConnection) -> diesel::QueryResult<()> {
+        self.revoked().iter().try_for_each(|revoked| revocation::Revocations::announce(conn, revoked))
+    }
+}
+
 /// Which of a user's credentials to end.
 #[derive(Debug, Clone, Copy)]
 pub struct EndWhich<'a> {
+    /// Whether browser sessions end (all of them but `keep_session`).
+    pub sessions: bool,
     /// A browser session to keep (the caller's own, at a password change).
     pub keep_session: Option<&'a str>,
     /// Whether API tokens end too.
     pub api_tokens: bool,
 }
 
+impl EndWhich<'_> {
+    /// Every browser session and API token.
+    pub const ALL: EndWhich<'static> = EndWhich { sessions: true, keep_session: None, api_tokens: true };
+}
+
+/// Ends credentials `which` of `user_id` inside the caller's transaction
+/// and announces them to every instance (sent when, and only when, the
+/// transaction commits). After the commit the caller makes this instance
+/// forget them with [`Identity::forget_ended`]. [`Identity::end_credentials`]
+/// does both for a cause without a transaction of its own.
+pub fn end_credentials_in(
+    conn: &mut DbConnection,
+    user_id: &str,
+    which: EndWhich<'_>,
+    now: NaiveDateTime,
+) -> diesel::QueryResult<EndedCredentials> {
+    let session_ids = if which.sessions {
+        crate::db::sessions::revoke_all_for_user(conn, user_id, which.keep_session, now)?
+    } else {
+        Vec::new()
+    };
+    let token_hashes =
+        if which.api_tokens { crate::db::api_tokens::revoke_all_for_user(conn, user_id, now)? } else { Vec::new() };
+    let ended = EndedCredentials { session_ids, token_hashes };
+    ended.announce(conn)?;
+    Ok(ended)
+}
+
 impl Identity {
-    /// Ends every browser session and API token of `user_id` at once on this
-    /// instance (disabling, deleting, an administrator's sign-out): revoked in
-    /// the database, then forgotten by the session and token caches, so the
-    /// access cookie (through `Sessions::is_live`) and every bearer token are
-    /// refused from the next request on.
+    /// Ends every browser session and API token of `user_id` at once on
+    /// every instance (disabling, deleting, an administrator's sign-out).
     pub async fn end_all_credentials(&self, user_id: &str) -> Result<EndedCredentials, IdentityError> {
-        self.end_credentials(user_id, EndWhich { keep_session: None, api_tokens: true }).await
+        self.end_credentials(user_id, EndWhich::ALL).await
     }
 
-    /// The one place where credentials of a user end for any cause (see
-    /// [`Identity::end_all_credentials`]; a password change keeps the
-    /// caller's session): revokes, then forgets them in this instance's caches.
+    /// The one place where credentials of a user end for any cause
+    /// (disabling, deleting, a password change, which keeps the caller's
+    /// session, a back-channel logout through [`end_credentials_in`]):
+    /// revoked in the database and announced to every instance in one
+    /// transaction, then forgotten by this instance's caches, so the access
+    /// cookie (through `Sessions::is_live`) and every bearer token are
+    /// refused from the next request on, here at once and elsewhere within
+    /// about a second.
     pub async fn end_credentials(&self, user_id: &str, which: EndWhich<'_>) -> Result<EndedCredentials, IdentityError> {
         let (user_id, keep) = (user_id.to_string(), which.keep_session.map(str::to_string));
-        let api_tokens = which.api_tokens;
+        let (sessions, api_tokens) = (which.sessions, which.api_tokens);
         let now = self.clock.now_naive();
         let ended = self
             .db
             .run(move |conn| {
                 crate::db::write_transaction(conn, |conn| {
-                    let session_ids = crate::db::sessions::revoke_all_for_user(conn, &user_id, keep.as_deref(), now)?;
-                    let token_hashes =
-                        if api_tokens { crate::db::api_tokens::revoke_all_for_user(conn, &user_id, now)? } else { Vec::new() };
-                    Ok(EndedCredentials { session_ids, token_hashes })
+                    let which = EndWhich { sessions, keep_session: keep.as_deref(), api_tokens };
+                    end_credentials_in(conn, &user_id, which, now)
                 })
             })
             .await?;
-        self.sessions.forget(&ended.session_ids);
-        self.tokens.forget_tokens(&ended.token_hashes);
+        self.forget_ended(&ended);
         Ok(ended)
+    }
+
+    /// Makes this instance forget credentials ended (and announced) by
+    /// [`end_credentials_in`] in a transaction that has committed.
+    pub fn forget_ended(&self, ended: &EndedCredentials) {
+        for revoked in ended.revoked() {
+            if !revoked.is_empty() {
+                self.revocations.forget(&revoked);
+            }
+        }
     }
 }
 

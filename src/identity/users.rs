@@ -135,7 +135,13 @@ pub async fn password_login(
     if Username::parse(username).is_err() || password.is_empty() {
         return Err(IdentityError::BadCredentials);
     }
-    let attempt = identity.throttle.password(username, ip).await?.map_err(IdentityError::TooManyAttempts)?;
+    let attempt = match identity.throttle.password(username, ip).await? {
+        Ok(attempt) => attempt,
+        Err(wait) => {
+            sign_in_counted("throttled");
+            return Err(IdentityError::TooManyAttempts(wait));
+        }
+    };
     let name = username.to_string();
     let view = identity
         .db
@@ -150,13 +156,25 @@ pub async fn password_login(
         Some(view) if matches => {
             identity.throttle.succeeded(attempt).await?;
             // Only someone who knows the password learns that the account is disabled.
-            super::check_status(&view.user)?;
+            if let Err(refused) = super::check_status(&view.user) {
+                sign_in_counted("refused");
+                return Err(refused);
+            }
             let (id, now) = (view.user.id.clone(), identity.clock.now_naive());
             identity.db.run(move |conn| db::users::record_login(conn, &id, now)).await?;
+            sign_in_counted("success");
             Ok(view)
         }
-        _ => Err(IdentityError::BadCredentials),
+        _ => {
+            sign_in_counted("failure");
+            Err(IdentityError::BadCredentials)
+        }
     }
+}
+
+/// Counts a password sign-in by outcome (`GET /metrics`).
+fn sign_in_counted(outcome: &'static str) {
+    metrics::counter!("doorman_sign_ins_total", "method" => "password", "outcome" => outcome).increment(1);
 }
 
 /// `PUT /users/{username}/password`: the user with their old password, or
@@ -197,9 +215,17 @@ pub async fn change_password(
     let hash = identity.passwords.hash(new_password).await?;
     let keep = if is_self { caller.session_id().map(str::to_string) } else { None };
     let now = identity.clock.now_naive();
-    let id = user.id.clone();
-    identity.db.run(move |conn| db::users::set_password_hash(conn, &id, &hash, now)).await?;
-    identity.end_credentials(&user.id, super::EndWhich { keep_session: keep.as_deref(), api_tokens: !keep_api_tokens }).await?;
+    let ended = identity
+        .db
+        .run(move |conn| {
+            db::write_transaction(conn, |conn| {
+                db::users::set_password_hash(conn, &user.id, &hash, now)?;
+                let which = super::EndWhich { sessions: true, keep_session: keep.as_deref(), api_tokens: !keep_api_tokens };
+                super::end_credentials_in(conn, &user.id, which, now)
+            })
+        })
+        .await?;
+    identity.forget_ended(&ended);
     Ok(())
 }
 

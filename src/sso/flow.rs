@@ -106,6 +106,22 @@ pub struct Completed {
 /// to this browser's sign-in (its `error`, its `error_description`) is used
 /// or shown.
 pub async fn finish(sso: &Sso, pending: Option<PendingLogin>, query: CallbackQuery) -> Result<Completed, OidcError> {
+    let method = pending.as_ref().map_or_else(|| "sso".to_string(), |p| format!("sso:{}", p.provider));
+    let result = finish_checked(sso, pending, query).await;
+    let outcome = match &result {
+        Ok(_) => "success",
+        Err(OidcError::Unavailable(_) | OidcError::ProviderUnreachable(_)) => "unavailable",
+        // Turned away by the access rules, the approval queue or a disabled account.
+        Err(
+            OidcError::AccessDenied(_) | OidcError::Identity(IdentityError::ApprovalPending | IdentityError::AccountDisabled),
+        ) => "refused",
+        Err(_) => "failure",
+    };
+    metrics::counter!("doorman_sign_ins_total", "method" => method, "outcome" => outcome).increment(1);
+    result
+}
+
+async fn finish_checked(sso: &Sso, pending: Option<PendingLogin>, query: CallbackQuery) -> Result<Completed, OidcError> {
     let started = Instant::now();
     let pending = check_state(sso, pending, &query)?;
     refuse_provider_error(&query)?;

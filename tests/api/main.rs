@@ -17,6 +17,7 @@ mod oidc;
 mod processes;
 mod python_client;
 mod real_sso;
+mod revocation;
 mod service_jwt;
 mod session;
 mod tokens;
