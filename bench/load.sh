@@ -102,7 +102,9 @@ CONF
     read -r c_rps c_p99 < <(run_wrk -H "Cookie: doorman_access=${access}" "http://127.0.0.1:${port}/me")
     read -r b_rps b_p99 < <(run_wrk -H "Authorization: Bearer ${token}" "http://127.0.0.1:${port}/me")
     if [ -n "$metrics_port" ]; then
-        curl -fs "http://127.0.0.1:${metrics_port}/metrics" | grep -q 'doorman_http_requests_total{' \
+        local scrape
+        scrape="$(curl -fs "http://127.0.0.1:${metrics_port}/metrics")"
+        grep -q 'doorman_http_requests_total{' <<<"$scrape" \
             || { echo "the metrics scrape is missing request counts" >&2; exit 1; }
     fi
     local peak_kb

@@ -41,6 +41,8 @@ for name in a b; do
 [server]
 bind = "127.0.0.1:${port}"
 workers = 2
+# The refusal itself is measured: not held back as a failed guess would be.
+failure_delay = "0s"
 [database]
 url = "${DB_URL}"
 [auth]
