@@ -1,4 +1,5 @@
-// doorman's pages: the password form on /login and sign-out on /.
+// doorman's pages: the password form on /login, and on / sign-out and the
+// list of the user's browser sessions with a button to end each.
 // Served as a file so the pages' Content-Security-Policy needs no inline code.
 "use strict";
 
@@ -40,12 +41,56 @@ if (form) {
   });
 }
 
+function csrf() {
+  return (document.cookie.match(/(?:^|; )csrftoken=([^;]*)/) || [])[1] || "";
+}
+
+// A call that changes something, with the CSRF header; an access cookie that
+// merely ran out (401 access_expired) is refreshed once and the call retried.
+async function call(method, path) {
+  const send = () => fetch(path, { method, headers: { "X-CSRFToken": csrf() }, credentials: "same-origin" });
+  let response = await send();
+  if (response.status === 401) {
+    const body = await response.clone().json().catch(() => ({}));
+    if (body.error === "access_expired") {
+      const refreshed = await fetch("/me/refresh", { method: "POST", headers: { "X-CSRFToken": csrf() }, credentials: "same-origin" });
+      if (refreshed.ok) response = await send();
+    }
+  }
+  return response;
+}
+
 const signOut = document.getElementById("sign-out");
 if (signOut) {
   signOut.addEventListener("click", async () => {
-    const csrf = (document.cookie.match(/(?:^|; )csrftoken=([^;]*)/) || [])[1] || "";
-    const response = await fetch("/me/logout", { method: "POST", headers: { "X-CSRFToken": csrf }, credentials: "same-origin" });
+    const response = await fetch("/me/logout", { method: "POST", headers: { "X-CSRFToken": csrf() }, credentials: "same-origin" });
     const body = await response.json().catch(() => ({}));
     window.location.assign(safeTarget(body.logout_url || "/login", "/login"));
+  });
+}
+
+const sessions = document.getElementById("sessions");
+if (sessions) {
+  sessions.addEventListener("click", async (event) => {
+    const button = event.target.closest("button.end");
+    if (!button) return;
+    const item = button.closest("li");
+    button.disabled = true;
+    const response = await call("DELETE", "/me/sessions/" + encodeURIComponent(button.dataset.session));
+    const error = document.getElementById("sessions-error");
+    if (response.status === 204 || response.status === 404) {
+      if (item.dataset.current === "true") {
+        window.location.assign("/login");
+        return;
+      }
+      item.remove();
+      error.textContent = "";
+    } else if (response.status === 401) {
+      window.location.assign("/login");
+    } else {
+      const body = await response.json().catch(() => ({}));
+      error.textContent = body.message || "The session could not be ended.";
+      button.disabled = false;
+    }
   });
 }

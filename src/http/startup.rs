@@ -14,6 +14,9 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::Db;
 
+/// How often the audit retention sweep runs.
+const AUDIT_SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// A built, bound, not yet running doorman.
 pub struct Application {
     port: u16,
@@ -44,6 +47,7 @@ impl Application {
         let state = web::Data::new(AppState::new(settings, db, clock)?);
         state.service_tokens.start().await?;
         state.sso.start().await;
+        std::sync::Arc::new(state.identity.audit.clone()).start_retention_task(AUDIT_SWEEP_EVERY);
 
         let app_state = state.clone();
         let mut server = HttpServer::new(move || {

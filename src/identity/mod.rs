@@ -7,6 +7,7 @@
 pub mod access;
 pub mod admin;
 pub mod api_tokens;
+pub mod audit;
 pub mod device;
 pub mod password;
 pub mod principal;
@@ -26,7 +27,7 @@ use crate::clock::Clock;
 use crate::config::AuthSettings;
 use crate::crypto::DerivedKeys;
 use crate::db::users::UserView;
-use crate::db::{Db, DbError};
+use crate::db::{Db, DbConnection, DbError};
 
 /// Why a caller is not let in, or an identity operation is refused.
 #[derive(Debug, thiserror::Error)]
@@ -99,29 +100,39 @@ pub struct Identity {
     /// Command-line sign-in (RFC 8628).
     pub device: device::DeviceFlow,
     pub throttle: throttle::Throttle,
+    /// The audit trail.
+    pub audit: audit::Audit,
 }
 
 impl Identity {
-    pub fn new(settings: &AuthSettings, keys: &DerivedKeys, db: Db, clock: Clock) -> Self {
+    pub fn new(settings: &AuthSettings, keys: &DerivedKeys, db: Db, clock: Clock, audit: audit::Audit) -> Self {
         Self {
-            sessions: sessions::Sessions::new(settings, &keys.access_jwt, db.clone(), clock.clone()),
-            tokens: api_tokens::ApiTokens::new(settings, db.clone(), clock.clone()),
-            device: device::DeviceFlow::new(db.clone(), clock.clone()),
+            sessions: sessions::Sessions::new(settings, &keys.access_jwt, db.clone(), clock.clone(), audit.clone()),
+            tokens: api_tokens::ApiTokens::new(settings, db.clone(), clock.clone(), audit.clone()),
+            device: device::DeviceFlow::new(db.clone(), clock.clone(), audit.clone()),
             throttle: throttle::Throttle::new(db.clone(), clock.clone()),
             settings: settings.clone(),
+            audit,
             db,
             clock,
         }
     }
 }
 
-/// What [`Identity::end_credentials`] ended on this instance.
+/// Browser sessions and API tokens that just ended.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct EndedCredentials {
     /// Ids of the browser sessions ended.
     pub session_ids: Vec<String>,
-    /// Hashes of the API tokens revoked.
+    /// Hashes of the API tokens revoked (what the token caches are keyed by).
     pub token_hashes: Vec<String>,
+}
+
+impl EndedCredentials {
+    /// `event` with how many sessions and API tokens ended.
+    pub fn counted(&self, event: audit::Event) -> audit::Event {
+        event.detail("sessions", self.session_ids.len()).detail("api_tokens", self.token_hashes.len())
+    }
 }
 
 /// Which of a user's credentials to end.
@@ -133,37 +144,59 @@ pub struct EndWhich<'a> {
     pub api_tokens: bool,
 }
 
-impl Identity {
-    /// Ends every browser session and API token of `user_id` at once on this
-    /// instance (disabling, deleting, an administrator's sign-out): revoked in
-    /// the database, then forgotten by the session and token caches, so the
-    /// access cookie (through `Sessions::is_live`) and every bearer token are
-    /// refused from the next request on.
-    pub async fn end_all_credentials(&self, user_id: &str) -> Result<EndedCredentials, IdentityError> {
-        self.end_credentials(user_id, EndWhich { keep_session: None, api_tokens: true }).await
-    }
+impl EndWhich<'_> {
+    /// Every session and every API token.
+    pub const ALL: EndWhich<'static> = EndWhich { keep_session: None, api_tokens: true };
+}
 
-    /// The one place where credentials of a user end for any cause (see
-    /// [`Identity::end_all_credentials`]; a password change keeps the
-    /// caller's session): revokes, then forgets them in this instance's caches.
-    pub async fn end_credentials(&self, user_id: &str, which: EndWhich<'_>) -> Result<EndedCredentials, IdentityError> {
-        let (user_id, keep) = (user_id.to_string(), which.keep_session.map(str::to_string));
-        let api_tokens = which.api_tokens;
-        let now = self.clock.now_naive();
-        let ended = self
+/// Ends, inside the caller's transaction, the credentials of `user_id` that
+/// `which` names. Every cause that ends a user's credentials (disabling,
+/// deleting, an administrator's sign-out, a password change) goes through
+/// here, and hands the result to [`Identity::forget_ended`] once its
+/// transaction committed.
+pub fn end_credentials_in(
+    conn: &mut DbConnection,
+    user_id: &str,
+    which: EndWhich<'_>,
+    now: NaiveDateTime,
+) -> diesel::QueryResult<EndedCredentials> {
+    let session_ids = crate::db::sessions::revoke_all_for_user(conn, user_id, which.keep_session, now)?;
+    let token_hashes =
+        if which.api_tokens { crate::db::api_tokens::revoke_all_for_user(conn, user_id, now)? } else { Vec::new() };
+    Ok(EndedCredentials { session_ids, token_hashes })
+}
+
+impl Identity {
+    /// Ends every browser session and API token of `user_id` at once (an
+    /// administrator's sign-out), recording `event` with how many ended in
+    /// the same transaction; then this instance forgets them, so the access
+    /// cookie (through `Sessions::is_live`) and every bearer token are
+    /// refused from the next request on.
+    pub async fn end_all_credentials(&self, user_id: &str, event: audit::Event) -> Result<EndedCredentials, IdentityError> {
+        let user_id = user_id.to_string();
+        let (audit, now) = (self.audit.clone(), self.clock.now_naive());
+        let (ended, row) = self
             .db
             .run(move |conn| {
                 crate::db::write_transaction(conn, |conn| {
-                    let session_ids = crate::db::sessions::revoke_all_for_user(conn, &user_id, keep.as_deref(), now)?;
-                    let token_hashes =
-                        if api_tokens { crate::db::api_tokens::revoke_all_for_user(conn, &user_id, now)? } else { Vec::new() };
-                    Ok(EndedCredentials { session_ids, token_hashes })
+                    let ended = end_credentials_in(conn, &user_id, EndWhich::ALL, now)?;
+                    let row = audit.row(ended.counted(event));
+                    crate::db::audit_events::insert(conn, &row)?;
+                    Ok((ended, row))
                 })
             })
             .await?;
+        audit::log_stored(&[row]);
+        self.forget_ended(&ended);
+        Ok(ended)
+    }
+
+    /// The one way ended sessions and tokens are announced, once the
+    /// transaction that ended them committed: this instance forgets them at
+    /// once (whatever else must hear of a revocation hooks in here).
+    pub fn forget_ended(&self, ended: &EndedCredentials) {
         self.sessions.forget(&ended.session_ids);
         self.tokens.forget_tokens(&ended.token_hashes);
-        Ok(ended)
     }
 }
 

@@ -13,6 +13,8 @@ use super::{OidcError, Sso};
 use crate::config::ProviderSettings;
 use crate::db::identities::{self, IdentityRow};
 use crate::db::{self, sessions::SessionRow, users::UserView};
+use crate::identity::audit::{self, Event, Kind, Origin};
+use crate::identity::EndedCredentials;
 
 const BACKCHANNEL_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 /// Allowed clock skew for a logout token's `iat`.
@@ -79,10 +81,28 @@ async fn revoke_refresh_token(sso: &Sso, provider: &ProviderSettings, ready: &Re
     }
 }
 
-/// `POST /oidc/backchannel-logout`: validates the provider's logout token
-/// (signature, iss, aud, iat, events, sid or sub, no nonce) and ends the
-/// sessions it names. Returns how many sessions ended.
-pub async fn backchannel(sso: &Sso, logout_token: &str) -> Result<usize, OidcError> {
+/// `POST /oidc/backchannel-logout` from `client`: validates the provider's
+/// logout token (signature, iss, aud, iat, events, sid or sub, no nonce)
+/// and ends the sessions it names, recorded in the same transaction; a
+/// refused token is recorded too. Returns how many sessions ended.
+pub async fn backchannel(sso: &Sso, logout_token: &str, client: &Origin) -> Result<usize, OidcError> {
+    let result = backchannel_checked(sso, logout_token, client).await;
+    match &result {
+        // Our own fault (the database): logged, not the provider's doing.
+        Err(OidcError::Db(_)) => {}
+        Err(err) => {
+            let event = Event::failure(Kind::BackchannelLogout)
+                .origin(client)
+                .detail("reason", err.code())
+                .detail("message", err.to_string());
+            sso.identity.audit.record(event).await;
+        }
+        Ok(_) => {}
+    }
+    result
+}
+
+async fn backchannel_checked(sso: &Sso, logout_token: &str, client: &Origin) -> Result<usize, OidcError> {
     let bad = |m: &str| OidcError::InvalidLogoutToken(m.to_string());
     let header = jsonwebtoken::decode_header(logout_token).map_err(|_| bad("not a signed JWT"))?;
     if matches!(header.alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
@@ -116,27 +136,48 @@ pub async fn backchannel(sso: &Sso, logout_token: &str) -> Result<usize, OidcErr
     let provider_id = provider.settings.id.clone();
     let issuer = provider.ready()?.issuer.clone();
     let at = sso.clock.now_naive();
-    let ended = sso
+    let audit = sso.identity.audit.clone();
+    let client = client.clone();
+    let (ended, event) = sso
         .db
         .run(move |conn| {
-            let mut ended = Vec::new();
-            if let Some(sid) = &sid {
-                for session in db::sessions::find_by_provider_sid(conn, &provider_id, sid)? {
-                    db::sessions::revoke(conn, &session.id, at)?;
-                    ended.push(session.id);
+            db::write_transaction(conn, |conn| {
+                let mut ended = Vec::new();
+                let mut users = Vec::new();
+                if let Some(sid) = &sid {
+                    for session in db::sessions::find_by_provider_sid(conn, &provider_id, sid)? {
+                        db::sessions::revoke(conn, &session.id, at)?;
+                        ended.push(session.id);
+                        users.push(session.user_id);
+                    }
                 }
-            }
-            if let (None, Some(sub)) = (&sid, &sub) {
-                if let Some(identity) = identities::find_by_subject(conn, &issuer, sub)? {
-                    ended.extend(db::sessions::revoke_all_for_user(conn, &identity.user_id, None, at)?);
+                if let (None, Some(sub)) = (&sid, &sub) {
+                    if let Some(identity) = identities::find_by_subject(conn, &issuer, sub)? {
+                        ended.extend(db::sessions::revoke_all_for_user(conn, &identity.user_id, None, at)?);
+                        users.push(identity.user_id);
+                    }
                 }
-            }
-            Ok(ended)
+                users.sort();
+                users.dedup();
+                let mut event = Event::success(Kind::BackchannelLogout)
+                    .origin(&client)
+                    .detail("provider", provider_id.clone())
+                    .detail("by", if sid.is_some() { "sid" } else { "sub" })
+                    .detail("sessions", ended.len());
+                if let [user_id] = users.as_slice() {
+                    event.username = db::users::username_of(conn, user_id)?;
+                }
+                let event = audit.row(event);
+                db::audit_events::insert(conn, &event)?;
+                Ok((ended, event))
+            })
         })
         .await?;
-    sso.identity.sessions.forget(&ended);
-    log::info!("back-channel logout from provider {}: {} session(s) ended", provider.settings.id, ended.len());
-    Ok(ended.len())
+    audit::log_stored(&[event]);
+    let count = ended.len();
+    sso.identity.forget_ended(&EndedCredentials { session_ids: ended, ..Default::default() });
+    log::info!("back-channel logout from provider {}: {count} session(s) ended", provider.settings.id);
+    Ok(count)
 }
 
 /// The claims of `token` if `ready`'s keys verify it for this client.

@@ -5,6 +5,7 @@ mod helpers;
 
 mod access;
 mod admin;
+mod audit;
 mod bad_input;
 mod browser;
 mod cli;
@@ -19,5 +20,6 @@ mod python_client;
 mod real_sso;
 mod service_jwt;
 mod session;
+mod session_list;
 mod tokens;
 mod users;
