@@ -37,6 +37,7 @@ struct RawSettings {
     auth: RawAuth,
     oidc: RawOidc,
     audit: RawAudit,
+    metrics: RawMetrics,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -50,6 +51,14 @@ impl Default for RawAudit {
     fn default() -> Self {
         Self { retention: "90d".into() }
     }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawMetrics {
+    /// Address of the Prometheus listener (`GET /metrics`), e.g.
+    /// `127.0.0.1:9100`; empty: no metrics.
+    bind: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -210,6 +219,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub providers: Vec<ProviderSettings>,
     pub audit: AuditSettings,
+    pub metrics: MetricsSettings,
 }
 
 /// `[audit]`: how long audit events are kept.
@@ -217,6 +227,13 @@ pub struct Settings {
 pub struct AuditSettings {
     /// Events older than this are deleted by the background task.
     pub retention: Ttl,
+}
+
+/// `[metrics]`: Prometheus metrics on their own listener.
+#[derive(Debug, Clone, Default)]
+pub struct MetricsSettings {
+    /// Where `GET /metrics` is served; `None`: metrics are off.
+    pub bind: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone)]
@@ -524,6 +541,12 @@ impl RawSettings {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let cookie_domain = Some(self.server.cookie_domain.trim().to_string()).filter(|d| !d.is_empty());
+        let metrics_bind = match self.metrics.bind.trim() {
+            "" => None,
+            text => Some(
+                text.parse::<SocketAddr>().map_err(|_| ConfigError::new("metrics.bind", format!("invalid address {text:?}")))?,
+            ),
+        };
 
         let db_url = DatabaseUrl::parse(&self.database.url).map_err(|m| ConfigError::new("database.url", m))?;
         if self.database.pool_size == 0 {
@@ -604,6 +627,7 @@ impl RawSettings {
             auth,
             providers,
             audit,
+            metrics: MetricsSettings { bind: metrics_bind },
         })
     }
 }
@@ -762,6 +786,15 @@ mod tests {
         assert_eq!(err.key, "auth.secret_key");
         assert!(err.message.contains("already holds data"), "{err}");
         assert!(!key_file.exists());
+    }
+
+    #[test]
+    fn metrics_are_off_unless_bound() {
+        assert_eq!(Settings::from_toml(&format!("[auth]\n{KEY}")).unwrap().metrics.bind, None);
+        let s = Settings::from_toml(&format!("[auth]\n{KEY}\n[metrics]\nbind = \"127.0.0.1:9100\"")).unwrap();
+        assert_eq!(s.metrics.bind.unwrap().to_string(), "127.0.0.1:9100");
+        let err = Settings::from_toml(&format!("[auth]\n{KEY}\n[metrics]\nbind = \"nowhere\"")).unwrap_err();
+        assert_eq!(err.to_string(), "config: metrics.bind: invalid address \"nowhere\"");
     }
 
     #[test]

@@ -1,5 +1,5 @@
-// doorman's pages: the password form on /login, and on / sign-out and the
-// list of the user's browser sessions with a button to end each.
+// doorman's pages: the password form on /login; on /, sign-out, the API
+// helper, and the list of the user's browser sessions with a button to end each.
 // Served as a file so the pages' Content-Security-Policy needs no inline code.
 "use strict";
 
@@ -41,27 +41,34 @@ if (form) {
   });
 }
 
-function csrf() {
-  return (document.cookie.match(/(?:^|; )csrftoken=([^;]*)/) || [])[1] || "";
-}
+const csrf = () => (document.cookie.match(/(?:^|; )csrftoken=([^;]*)/) || [])[1] || "";
 
-// A call that changes something, with the CSRF header; an access cookie that
-// merely ran out (401 access_expired) is refreshed once and the call retried.
-async function call(method, path) {
-  const send = () => fetch(path, { method, headers: { "X-CSRFToken": csrf() }, credentials: "same-origin" });
+// Calls doorman's API with the cookies. A 401 `access_expired` (the access
+// cookie ran out while the session lives) is answered by POST /me/refresh
+// and one retry; any other 401 (`invalid_session`, `sign_in_again`) means
+// the session is over: back to the sign-in page.
+async function api(path, options = {}) {
+  const send = () =>
+    fetch(path, { credentials: "same-origin", ...options, headers: { "X-CSRFToken": csrf(), ...(options.headers || {}) } });
   let response = await send();
   if (response.status === 401) {
     const body = await response.clone().json().catch(() => ({}));
     if (body.error === "access_expired") {
-      const refreshed = await fetch("/me/refresh", { method: "POST", headers: { "X-CSRFToken": csrf() }, credentials: "same-origin" });
+      const refreshed = await fetch("/me/refresh", { method: "POST", credentials: "same-origin", headers: { "X-CSRFToken": csrf() } });
       if (refreshed.ok) response = await send();
     }
   }
+  if (response.status === 401) window.location.assign("/login");
   return response;
 }
 
 const signOut = document.getElementById("sign-out");
 if (signOut) {
+  window.doormanApi = api;
+  // Coming back to the page: still signed in? (refreshes the access cookie when due)
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible") api("/me");
+  });
   signOut.addEventListener("click", async () => {
     const response = await fetch("/me/logout", { method: "POST", headers: { "X-CSRFToken": csrf() }, credentials: "same-origin" });
     const body = await response.json().catch(() => ({}));
@@ -76,7 +83,7 @@ if (sessions) {
     if (!button) return;
     const item = button.closest("li");
     button.disabled = true;
-    const response = await call("DELETE", "/me/sessions/" + encodeURIComponent(button.dataset.session));
+    const response = await api("/me/sessions/" + encodeURIComponent(button.dataset.session), { method: "DELETE" });
     const error = document.getElementById("sessions-error");
     if (response.status === 204 || response.status === 404) {
       if (item.dataset.current === "true") {
@@ -85,9 +92,7 @@ if (sessions) {
       }
       item.remove();
       error.textContent = "";
-    } else if (response.status === 401) {
-      window.location.assign("/login");
-    } else {
+    } else if (response.status !== 401) {
       const body = await response.json().catch(() => ({}));
       error.textContent = body.message || "The session could not be ended.";
       button.disabled = false;

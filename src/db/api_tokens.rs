@@ -72,8 +72,3 @@ pub fn revoke_all_for_user(conn: &mut DbConnection, user_id: &str, now: NaiveDat
         .execute(conn)?;
     Ok(rows.into_iter().map(|(_, hash)| hash).collect())
 }
-
-/// The hashes of every token of a user, live or not (to forget cached views).
-pub fn hashes_for_user(conn: &mut DbConnection, user_id: &str) -> QueryResult<Vec<String>> {
-    api_tokens::table.filter(api_tokens::user_id.eq(user_id)).select(api_tokens::token_hash).load(conn)
-}

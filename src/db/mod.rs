@@ -53,6 +53,9 @@ pub enum DbError {
     Lost(#[source] diesel::result::Error),
     #[error("query failed")]
     Query(#[from] diesel::result::Error),
+    /// The database did not answer in time.
+    #[error("the database did not answer in time")]
+    Timeout,
     /// The runtime shut down before the query ran.
     #[error("the database task was cancelled")]
     Cancelled,
@@ -61,7 +64,7 @@ pub enum DbError {
 impl DbError {
     /// Whether the database could not be reached (a fault to answer 503, not a bug).
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, DbError::Pool(_) | DbError::Lost(_))
+        matches!(self, DbError::Pool(_) | DbError::Lost(_) | DbError::Timeout)
     }
 
     /// Whether this is a unique-constraint violation (a conflict, not a fault).
@@ -204,6 +207,7 @@ impl Manager {
 #[derive(Clone)]
 pub struct Db {
     pool: r2d2::Pool<Manager>,
+    backend: Backend,
 }
 
 impl Db {
@@ -225,7 +229,7 @@ impl Db {
             .test_on_check_out(false)
             .build(manager)
             .with_context(|| format!("cannot open the {backend:?} database"))?;
-        let db = Db { pool };
+        let db = Db { pool, backend };
         let mut conn = db.pool.get().context("cannot connect to the database")?;
         migrate(&mut conn).map_err(|e| anyhow::anyhow!("migrations failed: {e}"))?;
         Ok(db)
@@ -266,6 +270,39 @@ impl Db {
             Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
             Err(_) => Err(DbError::Cancelled),
         }
+    }
+
+    /// Whether the database answers a query within `within` (a connection
+    /// from the pool, waited for at most that long, then `SELECT 1`).
+    pub async fn ping(&self, within: Duration) -> Result<(), DbError> {
+        let pool = self.pool.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let mut pooled = pool.get_timeout(within).map_err(DbError::Pool)?;
+            diesel::sql_query("SELECT 1").execute(&mut pooled.conn).map(|_| ()).map_err(|err| {
+                if connection_failed(&err) {
+                    pooled.broken = true;
+                    DbError::Lost(err)
+                } else {
+                    DbError::from(err)
+                }
+            })
+        });
+        match tokio::time::timeout(within, task).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(DbError::Cancelled),
+            Err(_) => Err(DbError::Timeout),
+        }
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The pool's connections now: (open, idle, largest allowed).
+    pub fn pool_state(&self) -> (u32, u32, u32) {
+        let state = self.pool.state();
+        (state.connections, state.idle_connections, self.pool.max_size())
     }
 
     /// A pooled connection for synchronous callers that are already off the

@@ -155,6 +155,10 @@ impl From<IdentityError> for ApiError {
             InvalidSession => {
                 ApiError::unauthorized("invalid_session", "the session is invalid, expired or ended; sign in again")
             }
+            AccessExpired => ApiError::unauthorized(
+                "access_expired",
+                "the access cookie has expired while the session lives; call POST /me/refresh and retry",
+            ),
             SignInAgain => bearer(
                 ApiError::unauthorized(
                     "sign_in_again",

@@ -9,6 +9,7 @@ pub mod error;
 pub mod extract;
 pub mod guard;
 pub mod hardening;
+pub mod metrics;
 pub mod next_path;
 pub mod pending;
 pub mod routes;

@@ -4,14 +4,14 @@
 use std::net::TcpListener;
 
 use actix_web::dev::Server;
-use actix_web::middleware::{from_fn, Compress, Logger};
+use actix_web::middleware::{from_fn, Compress, Condition, Logger};
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 
 use super::state::AppState;
-use super::{error, hardening, routes};
+use super::{error, hardening, metrics, routes};
 use crate::clock::Clock;
-use crate::config::Settings;
+use crate::config::{DatabaseUrl, Settings};
 use crate::db::Db;
 
 /// How often the audit retention sweep runs.
@@ -21,6 +21,8 @@ const AUDIT_SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(36
 pub struct Application {
     port: u16,
     server: Server,
+    /// The metrics listener, when `metrics.bind` is set.
+    metrics: Option<(u16, Server)>,
     state: web::Data<AppState>,
 }
 
@@ -44,10 +46,30 @@ impl Application {
         let port = listener.local_addr()?.port();
         let workers = settings.server.workers;
         let shutdown_timeout = settings.server.shutdown_timeout.as_secs();
+        let metrics_bind = settings.metrics.bind;
+        let metrics_listener = match metrics_bind {
+            Some(addr) => Some(TcpListener::bind(addr).with_context(|| format!("metrics.bind: cannot listen on {addr}"))?),
+            None => None,
+        };
+        let listen_url = match &settings.database.url {
+            DatabaseUrl::Postgres(url) => Some(url.clone()),
+            DatabaseUrl::Sqlite(_) => None,
+        };
         let state = web::Data::new(AppState::new(settings, db, clock)?);
+        if let Some(url) = listen_url {
+            state.identity.revocations.start_listener(&url).await;
+        }
         state.service_tokens.start().await?;
         state.sso.start().await;
         std::sync::Arc::new(state.identity.audit.clone()).start_retention_task(AUDIT_SWEEP_EVERY);
+        let metrics = match metrics_listener {
+            Some(listener) => {
+                let port = listener.local_addr()?.port();
+                Some((port, metrics::server(listener, state.clone())?))
+            }
+            None => None,
+        };
+        let with_metrics = metrics.is_some();
 
         let app_state = state.clone();
         let mut server = HttpServer::new(move || {
@@ -61,6 +83,7 @@ impl Application {
                 // Outside CORS (to see its headers), before any body is read.
                 .wrap(from_fn(hardening::harden))
                 .wrap(Compress::default())
+                .wrap(Condition::new(with_metrics, from_fn(metrics::record)))
                 // %U: the path only; the OIDC callback's query carries the code.
                 .wrap(
                     Logger::new("%a %{method}xi %U %s %b %Dms").custom_request_replace("method", |req| req.method().to_string()),
@@ -75,12 +98,17 @@ impl Application {
             server = server.workers(workers);
         }
         let server = server.run();
-        Ok(Application { port, server, state })
+        Ok(Application { port, server, metrics, state })
     }
 
     /// The port the server listens on (useful with `bind = "127.0.0.1:0"`).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of the metrics listener, when `metrics.bind` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(port, _)| *port)
     }
 
     /// The shared state, for tests that look inside.
@@ -101,8 +129,16 @@ impl Application {
             release(state.sso.stop().await);
             handle.stop(true).await;
         });
+        let metrics = self.metrics.map(|(_, metrics)| {
+            let handle = metrics.handle();
+            tokio::spawn(metrics);
+            handle
+        });
         let served = self.server.await;
         stopper.abort();
+        if let Some(metrics) = metrics {
+            metrics.stop(true).await;
+        }
         release(self.state.sso.release_leases().await);
         log::info!("doorman stopped");
         served

@@ -9,6 +9,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use super::audit::{self, Event, Kind, Origin};
+use super::revocation::{Revocations, Revoked};
 use super::users::{created_event, new_local_user, store_local_user, valid_email, CreateUserError, Username};
 use super::{end_credentials_in, EndWhich, Identity, IdentityError, Principal};
 use crate::db::users::{self as db_users, status, ListFilter, UserChanges, UserRow, UserView};
@@ -234,6 +235,11 @@ pub async fn update(
                 }
                 db_users::update(conn, &user.id, &changes)?;
                 let ended = if disabling { end_credentials_in(conn, &user.id, EndWhich::ALL, now)? } else { Default::default() };
+                if !disabling {
+                    // Every instance reads the user's bearer tokens again (their
+                    // cached views hold the old admin flag and channel).
+                    Revocations::announce(conn, &Revoked::User(user.id.clone()))?;
+                }
                 let kind = if disabling { Kind::UserDisabled } else { Kind::UserChanged };
                 let mut event =
                     Event::success(kind).username(&user.username).origin(&client).detail("changes", described(&changes));
@@ -258,7 +264,7 @@ pub async fn update(
     if disabling {
         identity.forget_ended(&ended);
     } else {
-        forget_cached_views(identity, &view.user.id).await?;
+        identity.revocations.forget(&Revoked::User(view.user.id.clone()));
     }
     Ok(view)
 }
@@ -279,15 +285,6 @@ fn described(changes: &UserChanges) -> Value {
         map.insert("status".into(), status.clone().into());
     }
     Value::Object(map)
-}
-
-/// Makes this instance read a changed user's bearer tokens again at their
-/// next use (their cached view holds the old admin flag and channel).
-async fn forget_cached_views(identity: &Identity, user_id: &str) -> Result<(), IdentityError> {
-    let id = user_id.to_string();
-    let hashes = identity.db.run(move |conn| db::api_tokens::hashes_for_user(conn, &id)).await?;
-    identity.tokens.forget_tokens(&hashes);
-    Ok(())
 }
 
 /// `DELETE /users/{username}` by an administrator from `client`: the user,

@@ -5,10 +5,10 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use moka::sync::Cache;
 use serde::{Deserialize, Serialize};
 
 use super::audit::{self, Audit, Event, Kind, Origin};
+use super::revocation::TokenCache;
 use super::{EndedCredentials, ExternalValidity, Identity, IdentityError, Principal, Scope, ScopeSet, Via};
 use crate::clock::Clock;
 use crate::config::{AuthSettings, Ttl};
@@ -105,19 +105,13 @@ pub struct ApiTokens {
     clock: Clock,
     audit: Audit,
     max_ttl: Ttl,
-    /// Token hash -> the token and its user, for `auth.cache_ttl`.
-    cache: Cache<String, Arc<CachedToken>>,
+    /// Token hash -> the token and its user, for `auth.cache_ttl` or until revoked.
+    cache: TokenCache,
 }
 
 impl ApiTokens {
-    pub fn new(settings: &AuthSettings, db: Db, clock: Clock, audit: Audit) -> Self {
-        Self {
-            db,
-            clock,
-            audit,
-            max_ttl: settings.api_token_ttl,
-            cache: Cache::builder().max_capacity(1_000_000).time_to_live(settings.cache_ttl.std()).build(),
-        }
+    pub fn new(settings: &AuthSettings, db: Db, clock: Clock, cache: TokenCache, audit: Audit) -> Self {
+        Self { db, clock, audit, max_ttl: settings.api_token_ttl, cache }
     }
 
     /// Mints a token for `principal`, within what they hold and
@@ -154,6 +148,7 @@ impl ApiTokens {
             })
             .await?;
         audit::log_stored(&[event]);
+        metrics::counter!("doorman_tokens_issued_total", "kind" => "api_token").increment(1);
         Ok(token)
     }
 
@@ -209,8 +204,12 @@ impl ApiTokens {
     pub async fn authenticate(&self, token: &str, provider: &impl ExternalValidity) -> Result<Principal, IdentityError> {
         let hash = API_TOKEN.hash(token).ok_or(IdentityError::InvalidToken)?;
         let mut entry = match self.cache.get(&hash) {
-            Some(entry) => entry,
+            Some(entry) => {
+                metrics::counter!("doorman_cache_requests_total", "cache" => "tokens", "result" => "hit").increment(1);
+                entry
+            }
             None => {
+                metrics::counter!("doorman_cache_requests_total", "cache" => "tokens", "result" => "miss").increment(1);
                 let entry = Arc::new(self.load(hash.clone()).await?.ok_or(IdentityError::InvalidToken)?);
                 self.cache.insert(hash.clone(), entry.clone());
                 entry
@@ -265,14 +264,6 @@ impl ApiTokens {
         }))
     }
 
-    /// Forgets cached views of these tokens (by hash), so this instance reads
-    /// them again (and refuses revoked ones) at their next use.
-    pub fn forget_tokens(&self, hashes: &[String]) {
-        for hash in hashes {
-            self.cache.invalidate(hash);
-        }
-    }
-
     /// The caller's live tokens; with `all`, everyone's (needs `users:admin`).
     pub async fn list(&self, principal: &Principal, all: bool) -> Result<Vec<TokenInfo>, IdentityError> {
         if all && !principal.scopes.contains(Scope::UsersAdmin) {
@@ -296,7 +287,8 @@ impl ApiTokens {
     }
 
     /// Revokes token `id` of the caller, or anyone's for an admin
-    /// (`users:admin`), recorded in the same transaction; see [`revoke`].
+    /// (`users:admin`), recorded and announced to every instance in the same
+    /// transaction; see [`revoke`].
     async fn revoke_stored(&self, principal: &Principal, id: &str, client: &Origin) -> Result<EndedCredentials, IdentityError> {
         let not_found = || IdentityError::NotFound("no such token".into());
         if uuid::Uuid::parse_str(id).is_err() {
@@ -317,6 +309,8 @@ impl ApiTokens {
                         return Ok(None);
                     }
                     db::api_tokens::revoke(conn, &row.id, now)?;
+                    let ended = EndedCredentials { session_ids: Vec::new(), token_hashes: vec![row.token_hash.clone()] };
+                    ended.announce(conn)?;
                     let mut event = Event::success(Kind::ApiTokenRevoked)
                         .origin(&client)
                         .detail("token_id", row.id.clone())
@@ -324,13 +318,13 @@ impl ApiTokens {
                     event.username = db::users::username_of(conn, &row.user_id)?;
                     let event = audit.row(event);
                     db::audit_events::insert(conn, &event)?;
-                    Ok(Some((row.token_hash, event)))
+                    Ok(Some((ended, event)))
                 })
             })
             .await?;
-        let (hash, event) = revoked.ok_or_else(not_found)?;
+        let (ended, event) = revoked.ok_or_else(not_found)?;
         audit::log_stored(&[event]);
-        Ok(EndedCredentials { session_ids: Vec::new(), token_hashes: vec![hash] })
+        Ok(ended)
     }
 }
 

@@ -360,6 +360,7 @@ impl DeviceFlow {
             return Err(DeviceError::InvalidGrant("this device_code was exchanged already"));
         }
         audit::log_stored(&[event]);
+        metrics::counter!("doorman_tokens_issued_total", "kind" => "api_token").increment(1);
         Ok(token)
     }
 

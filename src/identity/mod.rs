@@ -11,14 +11,17 @@ pub mod audit;
 pub mod device;
 pub mod password;
 pub mod principal;
+pub mod revocation;
 pub mod scopes;
 pub mod sessions;
 pub mod throttle;
 pub mod users;
 
 use std::future::Future;
+use std::sync::Arc;
 
 use chrono::NaiveDateTime;
+use moka::sync::Cache;
 
 pub use principal::{Principal, Via};
 pub use scopes::{Scope, ScopeSet};
@@ -46,6 +49,9 @@ pub enum IdentityError {
     InvalidToken,
     #[error("invalid session")]
     InvalidSession,
+    /// The access cookie ran out while its browser session lives: refresh and retry.
+    #[error("access cookie expired")]
+    AccessExpired,
     #[error("the provider no longer vouches for the user")]
     SignInAgain,
     #[error("CSRF check failed")]
@@ -100,17 +106,40 @@ pub struct Identity {
     /// Command-line sign-in (RFC 8628).
     pub device: device::DeviceFlow,
     pub throttle: throttle::Throttle,
+    /// Revocation on every instance (see [`revocation`]).
+    pub revocations: Arc<revocation::Revocations>,
     /// The audit trail.
     pub audit: audit::Audit,
 }
 
 impl Identity {
     pub fn new(settings: &AuthSettings, keys: &DerivedKeys, db: Db, clock: Clock, audit: audit::Audit) -> Self {
+        // Built with invalidation closures: a revoked user is forgotten by user id.
+        let session_cache: revocation::SessionCache = Cache::builder()
+            .max_capacity(1_000_000)
+            .time_to_live(settings.cache_ttl.std())
+            .support_invalidation_closures()
+            .build();
+        let token_cache: revocation::TokenCache = Cache::builder()
+            .max_capacity(1_000_000)
+            .time_to_live(settings.cache_ttl.std())
+            .support_invalidation_closures()
+            .build();
+        let shared = db.backend() == crate::db::Backend::Postgres;
+        let revocations = Arc::new(revocation::Revocations::new(session_cache.clone(), token_cache.clone(), shared));
         Self {
-            sessions: sessions::Sessions::new(settings, &keys.access_jwt, db.clone(), clock.clone(), audit.clone()),
-            tokens: api_tokens::ApiTokens::new(settings, db.clone(), clock.clone(), audit.clone()),
+            sessions: sessions::Sessions::new(
+                settings,
+                &keys.access_jwt,
+                db.clone(),
+                clock.clone(),
+                session_cache,
+                audit.clone(),
+            ),
+            tokens: api_tokens::ApiTokens::new(settings, db.clone(), clock.clone(), token_cache, audit.clone()),
             device: device::DeviceFlow::new(db.clone(), clock.clone(), audit.clone()),
             throttle: throttle::Throttle::new(db.clone(), clock.clone()),
+            revocations,
             settings: settings.clone(),
             audit,
             db,
@@ -133,11 +162,30 @@ impl EndedCredentials {
     pub fn counted(&self, event: audit::Event) -> audit::Event {
         event.detail("sessions", self.session_ids.len()).detail("api_tokens", self.token_hashes.len())
     }
+
+    /// Adds what `other` ended.
+    pub fn extend(&mut self, other: EndedCredentials) {
+        self.session_ids.extend(other.session_ids);
+        self.token_hashes.extend(other.token_hashes);
+    }
+
+    /// What stopped working, as every instance is told.
+    fn revoked(&self) -> [revocation::Revoked; 2] {
+        [revocation::Revoked::Sessions(self.session_ids.clone()), revocation::Revoked::Tokens(self.token_hashes.clone())]
+    }
+
+    /// Tells every instance, inside the caller's transaction, that these
+    /// credentials ended (PostgreSQL sends it at commit; see [`revocation`]).
+    pub fn announce(&self, conn: &mut DbConnection) -> diesel::QueryResult<()> {
+        self.revoked().iter().try_for_each(|revoked| revocation::Revocations::announce(conn, revoked))
+    }
 }
 
 /// Which of a user's credentials to end.
 #[derive(Debug, Clone, Copy)]
 pub struct EndWhich<'a> {
+    /// Whether browser sessions end (all of them but `keep_session`).
+    pub sessions: bool,
     /// A browser session to keep (the caller's own, at a password change).
     pub keep_session: Option<&'a str>,
     /// Whether API tokens end too.
@@ -145,33 +193,43 @@ pub struct EndWhich<'a> {
 }
 
 impl EndWhich<'_> {
-    /// Every session and every API token.
-    pub const ALL: EndWhich<'static> = EndWhich { keep_session: None, api_tokens: true };
+    /// Every browser session and API token.
+    pub const ALL: EndWhich<'static> = EndWhich { sessions: true, keep_session: None, api_tokens: true };
 }
 
-/// Ends, inside the caller's transaction, the credentials of `user_id` that
-/// `which` names. Every cause that ends a user's credentials (disabling,
-/// deleting, an administrator's sign-out, a password change) goes through
-/// here, and hands the result to [`Identity::forget_ended`] once its
-/// transaction committed.
+/// Ends credentials `which` of `user_id` inside the caller's transaction
+/// and announces them to every instance (sent when, and only when, the
+/// transaction commits). Every cause that ends a user's credentials
+/// (disabling, deleting, an administrator's sign-out, a password change, a
+/// back-channel logout naming the subject) goes through here, in the
+/// transaction that makes the change and records its audit event; after the
+/// commit the caller makes this instance forget them with
+/// [`Identity::forget_ended`].
 pub fn end_credentials_in(
     conn: &mut DbConnection,
     user_id: &str,
     which: EndWhich<'_>,
     now: NaiveDateTime,
 ) -> diesel::QueryResult<EndedCredentials> {
-    let session_ids = crate::db::sessions::revoke_all_for_user(conn, user_id, which.keep_session, now)?;
+    let session_ids = if which.sessions {
+        crate::db::sessions::revoke_all_for_user(conn, user_id, which.keep_session, now)?
+    } else {
+        Vec::new()
+    };
     let token_hashes =
         if which.api_tokens { crate::db::api_tokens::revoke_all_for_user(conn, user_id, now)? } else { Vec::new() };
-    Ok(EndedCredentials { session_ids, token_hashes })
+    let ended = EndedCredentials { session_ids, token_hashes };
+    ended.announce(conn)?;
+    Ok(ended)
 }
 
 impl Identity {
-    /// Ends every browser session and API token of `user_id` at once (an
-    /// administrator's sign-out), recording `event` with how many ended in
-    /// the same transaction; then this instance forgets them, so the access
-    /// cookie (through `Sessions::is_live`) and every bearer token are
-    /// refused from the next request on.
+    /// Ends every browser session and API token of `user_id` at once on
+    /// every instance (an administrator's sign-out), recording `event` with
+    /// how many ended in the same transaction; then this instance forgets
+    /// them, so the access cookie (through `Sessions::is_live`) and every
+    /// bearer token are refused from the next request on, here at once and
+    /// elsewhere within about a second.
     pub async fn end_all_credentials(&self, user_id: &str, event: audit::Event) -> Result<EndedCredentials, IdentityError> {
         let user_id = user_id.to_string();
         let (audit, now) = (self.audit.clone(), self.clock.now_naive());
@@ -191,12 +249,14 @@ impl Identity {
         Ok(ended)
     }
 
-    /// The one way ended sessions and tokens are announced, once the
-    /// transaction that ended them committed: this instance forgets them at
-    /// once (whatever else must hear of a revocation hooks in here).
+    /// Makes this instance forget credentials ended (and announced) by
+    /// [`end_credentials_in`] in a transaction that has committed.
     pub fn forget_ended(&self, ended: &EndedCredentials) {
-        self.sessions.forget(&ended.session_ids);
-        self.tokens.forget_tokens(&ended.token_hashes);
+        for revoked in ended.revoked() {
+            if !revoked.is_empty() {
+                self.revocations.forget(&revoked);
+            }
+        }
     }
 }
 

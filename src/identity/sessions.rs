@@ -4,12 +4,16 @@
 //! per-instance cache of which sessions are live, so an authenticated
 //! request reads no database on its hot path.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use moka::sync::Cache;
 use serde::Serialize;
 
-use super::access::AccessKeys;
+use super::access::{AccessClaims, AccessKeys};
 use super::audit::{self, Audit, Event, Kind, Origin};
+use super::revocation::{CachedSession, SessionCache};
 use super::{EndedCredentials, ExternalValidity, Identity, IdentityError, Principal, ScopeSet, Via};
 use crate::clock::Clock;
 use crate::config::{AuthSettings, Ttl};
@@ -104,12 +108,15 @@ pub struct Sessions {
     access: AccessKeys,
     access_ttl: Ttl,
     session_ttl: Ttl,
-    /// Session id -> still live, for `auth.cache_ttl`.
-    live: Cache<String, bool>,
+    /// Session id -> still live (and whose), for `auth.cache_ttl` or until revoked.
+    live: SessionCache,
+    /// Access JWT -> its verified claims: a JWT never changes, so its
+    /// signature is checked once per instance (its `exp` at every use).
+    verified: Cache<String, Arc<AccessClaims>>,
 }
 
 impl Sessions {
-    pub fn new(settings: &AuthSettings, access_key: &[u8; 32], db: Db, clock: Clock, audit: Audit) -> Self {
+    pub fn new(settings: &AuthSettings, access_key: &[u8; 32], db: Db, clock: Clock, live: SessionCache, audit: Audit) -> Self {
         Self {
             db,
             clock,
@@ -117,7 +124,11 @@ impl Sessions {
             access: AccessKeys::new(access_key),
             access_ttl: settings.access_ttl,
             session_ttl: settings.session_ttl,
-            live: Cache::builder().max_capacity(1_000_000).time_to_live(settings.cache_ttl.std()).build(),
+            live,
+            verified: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(settings.access_ttl.std().min(Duration::from_secs(300)))
+                .build(),
         }
     }
 
@@ -148,6 +159,8 @@ impl Sessions {
     /// The credentials of a stored session, with its first access JWT.
     pub fn credentials(&self, session: NewSession, user: &UserView) -> SessionCredentials {
         let (access_token, _) = self.access.issue(user, &session.row.id, self.access_ttl, self.clock.now());
+        metrics::counter!("doorman_tokens_issued_total", "kind" => "session").increment(1);
+        metrics::counter!("doorman_tokens_issued_total", "kind" => "access").increment(1);
         SessionCredentials { access_token, session_token: session.token, csrf_token: random_token(24) }
     }
 
@@ -210,6 +223,7 @@ impl Sessions {
         let (access_token, _) = self.access.issue(&user, &session.id, self.access_ttl, self.clock.now());
         let (id, now) = (session.id.clone(), self.clock.now_naive());
         self.db.run(move |conn| db::sessions::touch(conn, &id, now)).await?;
+        metrics::counter!("doorman_tokens_issued_total", "kind" => "access").increment(1);
         Ok(access_token)
     }
 
@@ -218,6 +232,7 @@ impl Sessions {
     /// hands it to [`Identity::forget_ended`].
     async fn end_by_token(&self, session_token: &str, client: &Origin) -> Result<Option<(SessionRow, UserView)>, IdentityError> {
         let Ok((session, user)) = self.live(session_token).await else { return Ok(None) };
+        let ended = EndedCredentials { session_ids: vec![session.id.clone()], ..Default::default() };
         let id = session.id.clone();
         let now = self.clock.now_naive();
         let event = self.audit.row(
@@ -232,6 +247,7 @@ impl Sessions {
             .run(move |conn| {
                 db::write_transaction(conn, |conn| {
                     db::sessions::revoke(conn, &id, now)?;
+                    ended.announce(conn)?;
                     db::audit_events::insert(conn, &stored)
                 })
             })
@@ -242,31 +258,50 @@ impl Sessions {
 
     /// Whether browser session `id` is live, from the cache or the database.
     pub async fn is_live(&self, id: &str) -> Result<bool, IdentityError> {
-        if let Some(live) = self.live.get(id) {
-            return Ok(live);
+        if let Some(cached) = self.live.get(id) {
+            metrics::counter!("doorman_cache_requests_total", "cache" => "sessions", "result" => "hit").increment(1);
+            return Ok(cached.live);
         }
+        metrics::counter!("doorman_cache_requests_total", "cache" => "sessions", "result" => "miss").increment(1);
         let key = id.to_string();
         let now = self.clock.now_naive();
-        let live = self.db.run(move |conn| Ok(db::sessions::find(conn, &key)?.is_some_and(|s| s.is_live(now)))).await?;
-        self.live.insert(id.to_string(), live);
+        let found = self.db.run(move |conn| db::sessions::find(conn, &key)).await?;
+        let cached = match found {
+            Some(s) => CachedSession { live: s.is_live(now), user_id: s.user_id },
+            None => CachedSession { live: false, user_id: String::new() },
+        };
+        let live = cached.live;
+        self.live.insert(id.to_string(), cached);
         Ok(live)
     }
 
-    /// Drops ended sessions from this instance's cache, so they are refused at once here.
-    pub fn forget(&self, ids: &[String]) {
-        for id in ids {
-            self.live.invalidate(id);
+    /// The verified claims of access JWT `token`, checked once per instance.
+    fn verified(&self, token: &str) -> Option<Arc<AccessClaims>> {
+        if let Some(claims) = self.verified.get(token) {
+            return Some(claims);
         }
+        let claims = Arc::new(self.access.verify(token)?);
+        self.verified.insert(token.to_string(), claims.clone());
+        Some(claims)
     }
 
     /// The caller presenting access JWT `token`, if it is authentic,
     /// unexpired, its session live and (for an external user) before
-    /// `valid_until`. No database read while the session is cached.
+    /// `valid_until`. No database read while the session is cached. An
+    /// authentic cookie that merely ran out while its session lives is
+    /// [`IdentityError::AccessExpired`] (refresh and retry), never the
+    /// error of an ended session.
     pub async fn authenticate(&self, token: &str) -> Result<Principal, IdentityError> {
         let now = self.clock.now();
-        let (claims, unexpired) = self.access.verify(token, now.timestamp()).ok_or(IdentityError::InvalidSession)?;
+        let claims = self.verified(token).ok_or(IdentityError::InvalidSession)?;
+        let unexpired = claims.exp > now.timestamp();
         if !unexpired {
-            return Err(IdentityError::InvalidSession);
+            // The refresh decides about `valid_until` (the provider may vouch again).
+            return Err(if self.is_live(&claims.sid).await? {
+                IdentityError::AccessExpired
+            } else {
+                IdentityError::InvalidSession
+            });
         }
         let valid_until = claims.vu.and_then(|s| DateTime::from_timestamp(s, 0));
         if claims.ext && valid_until.is_none_or(|vu| vu <= now) {
@@ -275,6 +310,7 @@ impl Sessions {
         if !self.is_live(&claims.sid).await? {
             return Err(IdentityError::InvalidSession);
         }
+        let claims = claims.as_ref().clone();
         Ok(Principal {
             user_id: claims.sub,
             username: claims.usr,
@@ -330,6 +366,7 @@ pub async fn end_own(identity: &Identity, caller: &Principal, id: &str, client: 
                     return Ok(false);
                 }
                 db::sessions::revoke(conn, &row.id, now)?;
+                EndedCredentials { session_ids: vec![row.id.clone()], ..Default::default() }.announce(conn)?;
                 db::audit_events::insert(conn, &stored)?;
                 Ok(true)
             })

@@ -164,6 +164,12 @@ pub async fn password_login(
     client: &Origin,
 ) -> Result<UserView, IdentityError> {
     let result = check_password(identity, username, password, client.ip_or_unspecified()).await;
+    sign_in_counted(match &result {
+        Ok(_) => "success",
+        Err(Refused { reason: Some("too_many_attempts"), .. }) => "throttled",
+        Err(Refused { reason: Some("account_disabled" | "approval_pending"), .. }) => "refused",
+        Err(_) => "failure",
+    });
     if let Err(refused) = &result {
         if let Some(reason) = refused.reason {
             let mut event = Event::failure(Kind::SignIn).origin(client).detail("method", "password").detail("reason", reason);
@@ -248,6 +254,11 @@ async fn check_password(identity: &Identity, username: &str, password: &str, ip:
     Ok(view)
 }
 
+/// Counts a password sign-in by outcome (`GET /metrics`).
+fn sign_in_counted(outcome: &'static str) {
+    metrics::counter!("doorman_sign_ins_total", "method" => "password", "outcome" => outcome).increment(1);
+}
+
 /// `PUT /users/{username}/password`: the user with their old password, or
 /// an admin without. Ends the user's other browser sessions and revokes
 /// their API tokens; a change of one's own password may keep the tokens
@@ -304,7 +315,7 @@ pub async fn change_password(
         .run(move |conn| {
             db::write_transaction(conn, |conn| {
                 db::users::set_password_hash(conn, &user.id, &hash, now)?;
-                let which = EndWhich { keep_session: keep.as_deref(), api_tokens: which_tokens };
+                let which = EndWhich { sessions: true, keep_session: keep.as_deref(), api_tokens: which_tokens };
                 let ended = super::end_credentials_in(conn, &user.id, which, now)?;
                 let row = audit.row(ended.counted(event));
                 db::audit_events::insert(conn, &row)?;

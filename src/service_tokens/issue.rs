@@ -209,6 +209,7 @@ impl ServiceTokens {
             extra,
         };
         let access_token = self.sign(&claims, now).await?;
+        metrics::counter!("doorman_tokens_issued_total", "kind" => "service_jwt").increment(1);
         Ok(TokenResponse { access_token, token_type: "Bearer", expires_in: (exp - now).num_seconds().max(0), scope })
     }
 

@@ -111,21 +111,31 @@ pub async fn finish(
     query: CallbackQuery,
     client: &Origin,
 ) -> Result<Completed, OidcError> {
-    let provider = pending.as_ref().map(|p| p.provider.clone());
+    let method = pending.as_ref().map_or_else(|| "sso".to_string(), |p| format!("sso:{}", p.provider));
     let linking = pending.as_ref().is_some_and(|p| p.link_user.is_some());
-    match finish_checked(sso, pending, query, client).await {
+    let result = match finish_checked(sso, pending, query, client).await {
         Ok(Finished::Completed(done)) => Ok(done),
         Ok(Finished::Refused(err)) => Err(err),
         Err(err) => {
             if let Some(reason) = failure_reason(&err) {
-                let method = provider.map_or_else(|| "sso".to_string(), |p| format!("sso:{p}"));
                 let kind = if linking { Kind::IdentityLinked } else { Kind::SignIn };
-                let event = Event::failure(kind).origin(client).detail("method", method).detail("reason", reason);
+                let event = Event::failure(kind).origin(client).detail("method", method.clone()).detail("reason", reason);
                 sso.identity.audit.record(event).await;
             }
             Err(err)
         }
-    }
+    };
+    let outcome = match &result {
+        Ok(_) => "success",
+        Err(OidcError::Unavailable(_) | OidcError::ProviderUnreachable(_)) => "unavailable",
+        // Turned away by the access rules, the approval queue or a disabled account.
+        Err(
+            OidcError::AccessDenied(_) | OidcError::Identity(IdentityError::ApprovalPending | IdentityError::AccountDisabled),
+        ) => "refused",
+        Err(_) => "failure",
+    };
+    metrics::counter!("doorman_sign_ins_total", "method" => method, "outcome" => outcome).increment(1);
+    result
 }
 
 /// The reason a failed callback is recorded under; `None` for our own

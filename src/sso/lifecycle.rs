@@ -159,6 +159,13 @@ pub async fn refresh_identity(sso: &Sso, identity: IdentityRow) -> Outcome {
         }
     };
     sso.held().remove(&identity.id);
+    let label = match outcome {
+        Outcome::Refreshed(_) => "refreshed",
+        Outcome::Refused => "refused",
+        Outcome::Retry => "retry",
+    };
+    metrics::counter!("doorman_provider_refreshes_total", "provider" => identity.provider_id.clone(), "outcome" => label)
+        .increment(1);
     sso.refresh_inflight.invalidate(&identity.user_id).await;
     outcome
 }

@@ -14,7 +14,7 @@ use crate::config::ProviderSettings;
 use crate::db::identities::{self, IdentityRow};
 use crate::db::{self, sessions::SessionRow, users::UserView};
 use crate::identity::audit::{self, Event, Kind, Origin};
-use crate::identity::EndedCredentials;
+use crate::identity::{end_credentials_in, EndWhich, EndedCredentials};
 
 const BACKCHANNEL_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 /// Allowed clock skew for a logout token's `iat`.
@@ -82,9 +82,15 @@ async fn revoke_refresh_token(sso: &Sso, provider: &ProviderSettings, ready: &Re
 }
 
 /// `POST /oidc/backchannel-logout` from `client`: validates the provider's
-/// logout token (signature, iss, aud, iat, events, sid or sub, no nonce)
-/// and ends the sessions it names, recorded in the same transaction; a
-/// refused token is recorded too. Returns how many sessions ended.
+/// logout token (signature with an algorithm the provider announced, iss,
+/// aud, iat, exp, jti, events, sid or sub, no nonce), redeems its `jti`
+/// once, and ends what it names on every instance: with `sid`, the sessions
+/// opened in that provider session; with `sub` alone, every session of the
+/// user; whenever `sub` names a user, their API tokens too. A `sid`-only
+/// token leaves API tokens alone: it names one browser session at the
+/// provider, not the person, and an API token belongs to no browser session.
+/// What ended is recorded in the same transaction; a refused token is
+/// recorded too. Returns how many sessions ended.
 pub async fn backchannel(sso: &Sso, logout_token: &str, client: &Origin) -> Result<usize, OidcError> {
     let result = backchannel_checked(sso, logout_token, client).await;
     match &result {
@@ -109,12 +115,20 @@ async fn backchannel_checked(sso: &Sso, logout_token: &str, client: &Origin) -> 
         return Err(bad("an HMAC-signed logout token is not accepted"));
     }
     let mut verified = None;
+    let mut unannounced = false;
     for provider in sso.providers.all() {
         let Ok(ready) = provider.ready() else { continue };
         if let Some(claims) = verify_with(&ready, &provider.settings, &header, logout_token) {
+            if !announced(&ready, header.alg) {
+                unannounced = true;
+                continue;
+            }
             verified = Some((provider.clone(), claims));
             break;
         }
+    }
+    if unannounced && verified.is_none() {
+        return Err(bad("signed with an algorithm the provider does not announce"));
     }
     let (provider, claims) = verified.ok_or_else(|| bad("no configured provider signed it for this client"))?;
     let now = sso.clock.timestamp();
@@ -122,6 +136,11 @@ async fn backchannel_checked(sso: &Sso, logout_token: &str, client: &Origin) -> 
     if iat > now + IAT_SKEW_SECS || iat < now - MAX_AGE_SECS {
         return Err(bad("iat is out of range"));
     }
+    let exp = claims.get("exp").and_then(Value::as_i64).ok_or_else(|| bad("exp is missing"))?;
+    if exp <= now - IAT_SKEW_SECS {
+        return Err(bad("the logout token has expired"));
+    }
+    let jti = claims.get("jti").and_then(Value::as_str).filter(|j| !j.is_empty()).ok_or_else(|| bad("jti is missing"))?;
     if !claims.get("events").and_then(|e| e.get(BACKCHANNEL_EVENT)).is_some_and(Value::is_object) {
         return Err(bad("events does not hold the back-channel logout event"));
     }
@@ -135,49 +154,70 @@ async fn backchannel_checked(sso: &Sso, logout_token: &str, client: &Origin) -> 
     }
     let provider_id = provider.settings.id.clone();
     let issuer = provider.ready()?.issuer.clone();
+    // Remembered as long as the token could be accepted: until its `exp`,
+    // and never past its `iat` age limit, plus the skew.
+    let used_key = crate::crypto::sha256_hex(&format!("backchannel-logout-jti\n{issuer}\n{jti}"));
+    let remember_until = chrono::DateTime::from_timestamp(exp.min(iat + MAX_AGE_SECS) + IAT_SKEW_SECS, 0)
+        .map(|t| t.naive_utc())
+        .ok_or_else(|| bad("exp is out of range"))?;
     let at = sso.clock.now_naive();
     let audit = sso.identity.audit.clone();
     let client = client.clone();
-    let (ended, event) = sso
+    let outcome = sso
         .db
         .run(move |conn| {
             db::write_transaction(conn, |conn| {
-                let mut ended = Vec::new();
+                if !db::oidc_states::mark_used(conn, &used_key, remember_until, at)? {
+                    return Ok(None);
+                }
+                let mut ended = EndedCredentials::default();
                 let mut users = Vec::new();
                 if let Some(sid) = &sid {
                     for session in db::sessions::find_by_provider_sid(conn, &provider_id, sid)? {
                         db::sessions::revoke(conn, &session.id, at)?;
-                        ended.push(session.id);
+                        ended.session_ids.push(session.id);
                         users.push(session.user_id);
                     }
+                    ended.announce(conn)?;
                 }
-                if let (None, Some(sub)) = (&sid, &sub) {
+                if let Some(sub) = &sub {
                     if let Some(identity) = identities::find_by_subject(conn, &issuer, sub)? {
-                        ended.extend(db::sessions::revoke_all_for_user(conn, &identity.user_id, None, at)?);
+                        let which = EndWhich { sessions: sid.is_none(), ..EndWhich::ALL };
+                        let of_user = end_credentials_in(conn, &identity.user_id, which, at)?;
+                        log::info!("back-channel logout: {} API token(s) of the user ended", of_user.token_hashes.len());
+                        ended.extend(of_user);
                         users.push(identity.user_id);
                     }
                 }
                 users.sort();
                 users.dedup();
-                let mut event = Event::success(Kind::BackchannelLogout)
-                    .origin(&client)
-                    .detail("provider", provider_id.clone())
-                    .detail("by", if sid.is_some() { "sid" } else { "sub" })
-                    .detail("sessions", ended.len());
+                let mut event = ended.counted(
+                    Event::success(Kind::BackchannelLogout)
+                        .origin(&client)
+                        .detail("provider", provider_id.clone())
+                        .detail("by", if sid.is_some() { "sid" } else { "sub" }),
+                );
                 if let [user_id] = users.as_slice() {
                     event.username = db::users::username_of(conn, user_id)?;
                 }
                 let event = audit.row(event);
                 db::audit_events::insert(conn, &event)?;
-                Ok((ended, event))
+                Ok(Some((ended, event)))
             })
         })
         .await?;
+    let (ended, event) = outcome.ok_or_else(|| bad("this logout token was already used"))?;
     audit::log_stored(&[event]);
-    let count = ended.len();
-    sso.identity.forget_ended(&EndedCredentials { session_ids: ended, ..Default::default() });
-    log::info!("back-channel logout from provider {}: {count} session(s) ended", provider.settings.id);
-    Ok(count)
+    sso.identity.forget_ended(&ended);
+    let ended = ended.session_ids.len();
+    log::info!("back-channel logout from provider {}: {ended} session(s) ended", provider.settings.id);
+    Ok(ended)
+}
+
+/// Whether `alg` is one of the signing algorithms `ready` announced.
+fn announced(ready: &Ready, alg: Algorithm) -> bool {
+    let name = serde_json::to_value(alg).ok();
+    ready.allowed_algs.iter().any(|a| serde_json::to_value(a).ok() == name)
 }
 
 /// The claims of `token` if `ready`'s keys verify it for this client.
@@ -192,7 +232,9 @@ fn verify_with(ready: &Ready, settings: &ProviderSettings, header: &jsonwebtoken
     let mut validation = Validation::new(header.alg);
     validation.set_issuer(&[ready.issuer.as_str()]);
     validation.set_audience(&[settings.client_id.as_str()]);
-    validation.set_required_spec_claims(&["iss", "aud", "iat"]);
+    validation.set_required_spec_claims(&["iss", "aud", "iat", "exp"]);
+    // `exp` is compared with doorman's clock in `backchannel`, so tests can move time.
+    validation.validate_exp = false;
     validation.leeway = IAT_SKEW_SECS as u64;
     jsonwebtoken::decode::<Value>(token, &key, &validation).ok().map(|data| data.claims)
 }

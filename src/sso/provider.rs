@@ -76,7 +76,10 @@ impl Provider {
 
     /// Fetches the discovery document and keys; marks the provider ready or unavailable.
     pub async fn discover(&self, http: &reqwest::Client) -> Result<(), OidcError> {
-        match discover(http, &self.settings, &self.redirect_uri).await {
+        let found = discover(http, &self.settings, &self.redirect_uri).await;
+        metrics::counter!("doorman_provider_key_fetches_total", "provider" => self.settings.id.clone(), "reason" => "discovery")
+            .increment(1);
+        match found {
             Ok(ready) => {
                 self.set(Status::Ready(Arc::new(ready)));
                 log::info!("provider {}: ready", self.settings.id);
@@ -103,6 +106,8 @@ impl Provider {
         }
         let current = self.ready()?;
         self.key_fetches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        metrics::counter!("doorman_provider_key_fetches_total", "provider" => self.settings.id.clone(), "reason" => "unknown_kid")
+            .increment(1);
         let jwks = CoreJsonWebKeySet::fetch_async(current.metadata.jwks_uri(), http)
             .await
             .map_err(|e| OidcError::ProviderUnreachable(anyhow::anyhow!("JWKS: {e}")))?;

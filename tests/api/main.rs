@@ -18,6 +18,7 @@ mod oidc;
 mod processes;
 mod python_client;
 mod real_sso;
+mod revocation;
 mod service_jwt;
 mod session;
 mod session_list;

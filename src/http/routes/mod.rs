@@ -25,6 +25,7 @@ use crate::identity::Scope;
 
 pub fn configure(cfg: &mut web::ServiceConfig, state: &AppState) {
     cfg.route("/healthz", web::get().to(health::check))
+        .route("/readyz", web::get().to(health::ready))
         .route("/info", web::get().to(info::show))
         // Pages.
         .route("/", web::get().to(pages::home))

@@ -7,11 +7,12 @@ use serde::Deserialize;
 
 use super::info::auth_methods;
 use crate::http::error::{internal, ApiError};
-use crate::http::extract;
 use crate::http::hardening;
 use crate::http::next_path::NextTarget;
 use crate::http::state::AppState;
+use crate::http::{cookies, extract};
 use crate::identity::sessions::SessionInfo;
+use crate::identity::IdentityError;
 
 #[derive(Deserialize)]
 pub struct LoginQuery {
@@ -68,10 +69,21 @@ pub async fn login(state: web::Data<AppState>, query: web::Query<LoginQuery>) ->
     Ok(html(page))
 }
 
-/// The signed-in page, or a redirect to `/login`.
+/// The signed-in page, or a redirect to `/login`. An access cookie that
+/// merely ran out is renewed from the session cookie, as the page's script would.
 pub async fn home(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let Ok(who) = extract::authenticate(&req, &state).await else {
-        return Ok(HttpResponse::Found().insert_header((header::LOCATION, "/login")).finish());
+    let to_login = || HttpResponse::Found().insert_header((header::LOCATION, "/login")).finish();
+    let (who, renewed) = match extract::authenticate(&req, &state).await {
+        Ok(who) => (who, None),
+        Err(IdentityError::AccessExpired) => {
+            let Some(session) = req.cookie(cookies::SESSION) else { return Ok(to_login()) };
+            let Ok(access) = state.identity.sessions.refresh(session.value(), state.sso.as_ref()).await else {
+                return Ok(to_login());
+            };
+            let Ok(who) = state.identity.sessions.authenticate(&access).await else { return Ok(to_login()) };
+            (who, Some(cookies::access(&state.settings, access)))
+        }
+        Err(_) => return Ok(to_login()),
     };
     let id = who.user_id.clone();
     let view = state.db.run(move |conn| crate::db::users::view_by_id(conn, &id)).await?;
@@ -103,7 +115,11 @@ pub async fn home(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
             },
         )
         .map_err(|e| internal(&e))?;
-    Ok(html(page))
+    let mut response = html(page);
+    if let Some(cookie) = renewed {
+        response.add_cookie(&cookie).map_err(|e| internal(&e))?;
+    }
+    Ok(response)
 }
 
 /// A session as the signed-in page shows it: times in words a person reads.

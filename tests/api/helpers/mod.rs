@@ -162,6 +162,8 @@ pub struct TestApp {
     pub state: web::Data<AppState>,
     /// The app's clock: `advance` it to move doorman's time.
     pub clock: Clock,
+    /// The port of the metrics listener, when `metrics.bind` was set.
+    pub metrics_port: Option<u16>,
     _dir: Option<Arc<tempfile::TempDir>>,
 }
 
@@ -226,6 +228,7 @@ impl Spawn {
         let clock = self.clock.unwrap_or_default();
         let app = Application::build_on(settings, listener, clock.clone()).await.expect("application builds");
         let port = app.port();
+        let metrics_port = app.metrics_port();
         let state = app.state();
         tokio::spawn(app.run());
         let jar = Arc::new(Jar::default());
@@ -238,6 +241,7 @@ impl Spawn {
             jar,
             state,
             clock,
+            metrics_port,
             _dir: dir.map(Arc::new),
         }
     }
@@ -421,6 +425,7 @@ impl TestApp {
             jar,
             state: self.state.clone(),
             clock: self.clock.clone(),
+            metrics_port: self.metrics_port,
             _dir: self._dir.clone(),
         }
     }

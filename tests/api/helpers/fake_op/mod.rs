@@ -200,6 +200,17 @@ impl FakeOp {
     /// A back-channel logout token for `sub`/`sid`, signed with the current key;
     /// `change` may bend its claims.
     pub fn logout_token(&self, sub: Option<&str>, sid: Option<&str>, change: impl FnOnce(&mut serde_json::Value)) -> String {
+        self.logout_token_signed(jsonwebtoken::Algorithm::RS256, sub, sid, change)
+    }
+
+    /// Like [`FakeOp::logout_token`], signed with `alg` (an RSA algorithm).
+    pub fn logout_token_signed(
+        &self,
+        alg: jsonwebtoken::Algorithm,
+        sub: Option<&str>,
+        sid: Option<&str>,
+        change: impl FnOnce(&mut serde_json::Value),
+    ) -> String {
         let op = self.state.lock().unwrap();
         let mut claims = serde_json::json!({
             "iss": op.issuer, "aud": CLIENT_ID, "iat": op.clock.timestamp(), "exp": op.clock.timestamp() + 120,
@@ -213,7 +224,7 @@ impl FakeOp {
         }
         change(&mut claims);
         let pem = if op.key == 0 { KEY1 } else { KEY2 };
-        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        let mut header = jsonwebtoken::Header::new(alg);
         header.kid = Some(if op.key == 0 { "key1".into() } else { "key2".into() });
         header.typ = Some("logout+jwt".into());
         jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap()).unwrap()
