@@ -11,6 +11,7 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::{Db, DbConnection};
 use crate::http::startup::Application;
+use crate::identity::audit::{self, Event, Kind, Origin};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -94,15 +95,22 @@ fn create_user(settings: Settings, name: &str, admin: bool, email: Option<&str>)
     let password = read_secret_line()?;
     let mut conn = open_db(&settings)?;
     let channel = &settings.auth.default_channel;
-    let user = crate::identity::users::create_local_user(
-        &mut conn,
-        name,
-        &password,
-        email,
-        admin,
-        channel,
-        Clock::system().now_naive(),
-    )?;
+    let now = Clock::system().now_naive();
+    let user = crate::identity::users::new_local_user(name, &password, email, admin, channel, now)?;
+    // The user and their audit event, in one transaction.
+    let event = crate::db::write_transaction(&mut conn, |conn| {
+        match crate::identity::users::store_local_user(conn, &user) {
+            Ok(()) => {}
+            Err(crate::identity::users::CreateUserError::Db(e)) => return Err(e),
+            Err(e) => return Ok(Err(e)),
+        }
+        let event = crate::identity::users::created_event(&user)
+            .origin(&Origin { actor: Some("cli".into()), ..Origin::default() })
+            .into_row(now);
+        crate::db::audit_events::insert(conn, &event)?;
+        Ok(Ok(event))
+    })??;
+    audit::log_stored(&[event]);
     println!("created user {}{}", user.username, if admin { " (admin)" } else { "" });
     Ok(())
 }
@@ -125,8 +133,22 @@ fn rotate_keys(settings: Settings, delay: &str) -> anyhow::Result<()> {
     let mut conn = open_db(&settings)?;
     let vault = crate::crypto::DerivedKeys::derive(&settings.auth.secret_key).vault;
     let ttl = settings.auth.service_token_ttl.delta();
-    let done = crate::service_tokens::keys::rotate(&mut conn, &vault, delay, ttl, Clock::system().now_naive())
-        .context("rotating the signing keys")?;
+    let now = Clock::system().now_naive();
+    // The rotation and its audit event, in one transaction.
+    let (done, event) = crate::db::write_transaction(&mut conn, |conn| {
+        let done = crate::service_tokens::keys::rotate(conn, &vault, delay, ttl, now)?;
+        let event = Event::success(Kind::KeyRotated)
+            .origin(&Origin { actor: Some("cli".into()), ..Origin::default() })
+            .detail("kid", done.kid.clone())
+            .detail("active_from", done.active_from.and_utc().to_rfc3339())
+            .detail("retired", done.retired)
+            .detail("pruned", done.pruned)
+            .into_row(now);
+        crate::db::audit_events::insert(conn, &event)?;
+        Ok((done, event))
+    })
+    .context("rotating the signing keys")?;
+    audit::log_stored(&[event]);
     println!("new signing key {}: published now, signs from {} UTC", done.kid, done.active_from.format("%Y-%m-%d %H:%M:%S"));
     if done.retired > 0 {
         println!(

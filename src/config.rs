@@ -36,7 +36,21 @@ struct RawSettings {
     database: RawDatabase,
     auth: RawAuth,
     oidc: RawOidc,
+    audit: RawAudit,
     metrics: RawMetrics,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawAudit {
+    /// Audit events older than this are deleted by the background task.
+    retention: String,
+}
+
+impl Default for RawAudit {
+    fn default() -> Self {
+        Self { retention: "90d".into() }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -207,7 +221,15 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub auth: AuthSettings,
     pub providers: Vec<ProviderSettings>,
+    pub audit: AuditSettings,
     pub metrics: MetricsSettings,
+}
+
+/// `[audit]`: how long audit events are kept.
+#[derive(Debug, Clone)]
+pub struct AuditSettings {
+    /// Events older than this are deleted by the background task.
+    pub retention: Ttl,
 }
 
 /// `[metrics]`: Prometheus metrics on their own listener.
@@ -561,6 +583,8 @@ impl RawSettings {
             secret_key,
         };
 
+        let audit = AuditSettings { retention: duration("audit.retention", &self.audit.retention)? };
+
         let mut providers: Vec<ProviderSettings> = Vec::new();
         for (i, p) in self.oidc.providers.into_iter().enumerate() {
             let key = |field: &str| format!("oidc.providers[{i}].{field}");
@@ -613,6 +637,7 @@ impl RawSettings {
             },
             auth,
             providers,
+            audit,
             metrics: MetricsSettings { bind: metrics_bind },
         })
     }

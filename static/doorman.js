@@ -1,4 +1,5 @@
-// doorman's pages: the password form on /login; sign-out and the API helper on /.
+// doorman's pages: the password form on /login; on /, sign-out, the API
+// helper, and the list of the user's browser sessions with a button to end each.
 // Served as a file so the pages' Content-Security-Policy needs no inline code.
 "use strict";
 
@@ -72,5 +73,29 @@ if (signOut) {
     const response = await fetch("/me/logout", { method: "POST", headers: { "X-CSRFToken": csrf() }, credentials: "same-origin" });
     const body = await response.json().catch(() => ({}));
     window.location.assign(safeTarget(body.logout_url || "/login", "/login"));
+  });
+}
+
+const sessions = document.getElementById("sessions");
+if (sessions) {
+  sessions.addEventListener("click", async (event) => {
+    const button = event.target.closest("button.end");
+    if (!button) return;
+    const item = button.closest("li");
+    button.disabled = true;
+    const response = await api("/me/sessions/" + encodeURIComponent(button.dataset.session), { method: "DELETE" });
+    const error = document.getElementById("sessions-error");
+    if (response.status === 204 || response.status === 404) {
+      if (item.dataset.current === "true") {
+        window.location.assign("/login");
+        return;
+      }
+      item.remove();
+      error.textContent = "";
+    } else if (response.status !== 401) {
+      const body = await response.json().catch(() => ({}));
+      error.textContent = body.message || "The session could not be ended.";
+      button.disabled = false;
+    }
   });
 }

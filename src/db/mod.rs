@@ -4,6 +4,7 @@
 
 pub mod api_tokens;
 pub mod attempts;
+pub mod audit_events;
 pub mod clients;
 pub mod device_codes;
 pub mod identities;

@@ -46,6 +46,10 @@ diesel::table! {
         created_at -> Timestamp,
         expires_at -> Timestamp,
         revoked_at -> Nullable<Timestamp>,
+        method -> Text,
+        ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        last_seen_at -> Timestamp,
     }
 }
 
@@ -121,6 +125,20 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    audit_events (id) {
+        id -> Text,
+        at -> Timestamp,
+        kind -> Text,
+        outcome -> Text,
+        username -> Nullable<Text>,
+        actor -> Nullable<Text>,
+        ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        detail -> Text,
+    }
+}
+
 diesel::joinable!(external_identities -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(api_tokens -> users (user_id));
@@ -136,4 +154,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     used_oidc_states,
     device_codes,
     login_attempts,
+    audit_events,
 );

@@ -18,6 +18,14 @@ pub struct SessionRow {
     pub created_at: NaiveDateTime,
     pub expires_at: NaiveDateTime,
     pub revoked_at: Option<NaiveDateTime>,
+    /// How it started: `password` or `sso:<provider id>`.
+    pub method: String,
+    /// The client's address at sign-in.
+    pub ip: Option<String>,
+    /// The client's user agent at sign-in.
+    pub user_agent: Option<String>,
+    /// The last sign-in or refresh.
+    pub last_seen_at: NaiveDateTime,
 }
 
 impl SessionRow {
@@ -36,6 +44,22 @@ pub fn find_by_hash(conn: &mut DbConnection, hash: &str) -> QueryResult<Option<S
 
 pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<SessionRow>> {
     sessions::table.find(id).select(SessionRow::as_select()).first(conn).optional()
+}
+
+/// The live sessions of a user at `now`, newest first.
+pub fn live_for_user(conn: &mut DbConnection, user_id: &str, now: NaiveDateTime) -> QueryResult<Vec<SessionRow>> {
+    sessions::table
+        .filter(sessions::user_id.eq(user_id))
+        .filter(sessions::revoked_at.is_null())
+        .filter(sessions::expires_at.gt(now))
+        .order((sessions::created_at.desc(), sessions::id.asc()))
+        .select(SessionRow::as_select())
+        .load(conn)
+}
+
+/// Records a refresh of session `id`.
+pub fn touch(conn: &mut DbConnection, id: &str, at: NaiveDateTime) -> QueryResult<usize> {
+    diesel::update(sessions::table.find(id)).set(sessions::last_seen_at.eq(at)).execute(conn)
 }
 
 pub fn revoke(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> QueryResult<usize> {

@@ -68,6 +68,11 @@ pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<UserRow>> {
 }
 
 /// Whether `name` is taken, whatever its case.
+/// The username of user `id`.
+pub fn username_of(conn: &mut DbConnection, id: &str) -> QueryResult<Option<String>> {
+    users::table.find(id).select(users::username).first(conn).optional()
+}
+
 pub fn username_taken(conn: &mut DbConnection, name: &str) -> QueryResult<bool> {
     diesel::select(diesel::dsl::exists(users::table.filter(lower(users::username).eq(name.to_ascii_lowercase()))))
         .get_result(conn)

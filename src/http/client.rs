@@ -11,6 +11,7 @@ use actix_web::{web, FromRequest, HttpRequest};
 
 use super::error::ApiError;
 use super::state::AppState;
+use crate::identity::audit::Origin;
 
 /// Longest user agent kept.
 const MAX_USER_AGENT: usize = 256;
@@ -25,6 +26,11 @@ pub struct ClientInfo {
 }
 
 impl ClientInfo {
+    /// The client as the identity layer records it (no actor yet).
+    pub fn origin(&self) -> Origin {
+        Origin { actor: None, ip: Some(self.ip), user_agent: self.user_agent.clone() }
+    }
+
     /// Reads the client of `req`; `trusted` are the proxies whose headers count.
     pub fn of(req: &HttpRequest, trusted: &[ipnet::IpNet]) -> Self {
         let peer = req.peer_addr().map(|a| a.ip()).unwrap_or(IpAddr::from([0, 0, 0, 0]));

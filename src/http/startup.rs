@@ -14,6 +14,9 @@ use crate::clock::Clock;
 use crate::config::{DatabaseUrl, Settings};
 use crate::db::Db;
 
+/// How often the audit retention sweep runs.
+const AUDIT_SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// A built, bound, not yet running doorman.
 pub struct Application {
     port: u16,
@@ -58,6 +61,7 @@ impl Application {
         }
         state.service_tokens.start().await?;
         state.sso.start().await;
+        std::sync::Arc::new(state.identity.audit.clone()).start_retention_task(AUDIT_SWEEP_EVERY);
         let metrics = match metrics_listener {
             Some(listener) => {
                 let port = listener.local_addr()?.port();

@@ -7,6 +7,7 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::crypto::DerivedKeys;
 use crate::db::Db;
+use crate::identity::audit::Audit;
 use crate::identity::Identity;
 use crate::service_tokens::ServiceTokens;
 use crate::sso::Sso;
@@ -27,9 +28,10 @@ impl AppState {
     pub fn new(settings: Settings, db: Db, clock: Clock) -> anyhow::Result<Self> {
         let settings = Arc::new(settings);
         let keys = DerivedKeys::derive(&settings.auth.secret_key);
-        let identity = Arc::new(Identity::new(&settings.auth, &keys, db.clone(), clock.clone()));
+        let audit = Audit::new(db.clone(), clock.clone(), settings.audit.retention);
+        let identity = Arc::new(Identity::new(&settings.auth, &keys, db.clone(), clock.clone(), audit.clone()));
         let sso = Arc::new(Sso::new(settings.clone(), identity.clone(), keys.vault.clone())?);
-        let service_tokens = ServiceTokens::new(settings.clone(), db.clone(), clock.clone(), keys.vault.clone());
+        let service_tokens = ServiceTokens::new(settings.clone(), db.clone(), clock.clone(), keys.vault.clone(), audit);
         Ok(Self { templates: Templates::new()?, settings, db, clock, keys, identity, sso, service_tokens })
     }
 }

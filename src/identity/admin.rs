@@ -1,13 +1,17 @@
 //! User administration (`/users`): creating local users, reading, changing,
 //! approving, disabling and deleting users. The last active administrator
 //! is always kept; disabling or deleting a user ends every credential of
-//! theirs at once (through [`Identity::end_all_credentials`]).
+//! theirs at once (through [`super::end_credentials_in`], in the
+//! transaction of the change). Each change is recorded as an audit event in
+//! its own transaction.
 
 use serde::{Deserialize, Deserializer};
+use serde_json::Value;
 
+use super::audit::{self, Event, Kind, Origin};
 use super::revocation::{Revocations, Revoked};
-use super::users::{create_local_user, valid_email, CreateUserError, Username};
-use super::{Identity, IdentityError, Principal};
+use super::users::{created_event, new_local_user, store_local_user, valid_email, CreateUserError, Username};
+use super::{end_credentials_in, EndWhich, Identity, IdentityError, Principal};
 use crate::db::users::{self as db_users, status, ListFilter, UserChanges, UserRow, UserView};
 use crate::db::{self, DbConnection};
 
@@ -118,22 +122,32 @@ pub async fn get(identity: &Identity, name: &str) -> Result<UserView, IdentityEr
         .ok_or_else(|| not_found(name))
 }
 
-/// `POST /users`: a new local user with a password.
-pub async fn create(identity: &Identity, body: NewUser) -> Result<UserView, IdentityError> {
+/// `POST /users` by an administrator from `client`: a new local user with
+/// a password.
+pub async fn create(identity: &Identity, body: NewUser, client: &Origin) -> Result<UserView, IdentityError> {
     let channel = match body.channel.as_deref() {
         Some(c) => channel(c)?,
         None => identity.settings.default_channel.clone(),
     };
     let now = identity.clock.now_naive();
+    let (audit, client) = (identity.audit.clone(), client.clone());
     let created = identity
         .db
         .run(move |conn| {
-            let made =
-                create_local_user(conn, &body.username, &body.password, body.email.as_deref(), body.is_admin, &channel, now);
-            Ok(match made {
-                Ok(row) => Ok(db_users::view_by_id(conn, &row.id)?),
+            let row = match new_local_user(&body.username, &body.password, body.email.as_deref(), body.is_admin, &channel, now) {
+                Ok(row) => row,
                 Err(CreateUserError::Db(e)) => return Err(e),
-                Err(e) => Err(e),
+                Err(e) => return Ok(Err(e)),
+            };
+            db::write_transaction(conn, |conn| {
+                match store_local_user(conn, &row) {
+                    Ok(()) => {}
+                    Err(CreateUserError::Db(e)) => return Err(e),
+                    Err(e) => return Ok(Err(e)),
+                }
+                let event = audit.row(created_event(&row).origin(&client));
+                db::audit_events::insert(conn, &event)?;
+                Ok(Ok((db_users::view_by_id(conn, &row.id)?, event)))
             })
         })
         .await;
@@ -142,8 +156,11 @@ pub async fn create(identity: &Identity, body: NewUser) -> Result<UserView, Iden
         other => other?,
     };
     match made {
-        Ok(Some(view)) => Ok(view),
-        Ok(None) => Err(IdentityError::Internal("the new user vanished".into())),
+        Ok((Some(view), event)) => {
+            audit::log_stored(&[event]);
+            Ok(view)
+        }
+        Ok((None, _)) => Err(IdentityError::Internal("the new user vanished".into())),
         Err(CreateUserError::Exists(name)) => Err(IdentityError::UsernameTaken(name)),
         Err(CreateUserError::InvalidUsername(m)) => Err(IdentityError::InvalidInput(format!("username: {m}"))),
         Err(CreateUserError::InvalidEmail) => Err(IdentityError::InvalidInput("email is not a valid e-mail address".into())),
@@ -163,14 +180,22 @@ fn would_remove_last_admin(conn: &mut DbConnection, user: &UserRow, stays_active
 
 /// Outcome of a change inside its transaction.
 enum Changed {
-    Done(Box<UserView>),
+    /// The user as changed, the credentials that ended, the event recorded.
+    Done(Box<(UserView, super::EndedCredentials, db::audit_events::AuditRow)>),
     NotFound,
     LastAdmin,
 }
 
-/// `PATCH /users/{username}`: e-mail, admin flag, channel, status. Disabling
-/// ends every session and API token of the user at once.
-pub async fn update(identity: &Identity, caller: &Principal, name: &str, patch: UserPatch) -> Result<UserView, IdentityError> {
+/// `PATCH /users/{username}` by `caller` from `client`: e-mail, admin flag,
+/// channel, status. Disabling ends every session and API token of the user
+/// at once, in the same transaction.
+pub async fn update(
+    identity: &Identity,
+    caller: &Principal,
+    name: &str,
+    patch: UserPatch,
+    client: &Origin,
+) -> Result<UserView, IdentityError> {
     Username::parse(name).map_err(|_| not_found(name))?;
     let is_self = caller.username.eq_ignore_ascii_case(name);
     if is_self && patch.is_admin == Some(true) && !caller.is_admin {
@@ -197,6 +222,7 @@ pub async fn update(identity: &Identity, caller: &Principal, name: &str, patch: 
     let key = name.to_string();
     let disabling = new_status.as_deref() == Some(status::DISABLED);
     let changes = UserChanges { email, is_admin: patch.is_admin, channel, status: new_status, updated_at: Some(now) };
+    let (audit, client) = (identity.audit.clone(), client.by(&caller.username));
     let outcome = identity
         .db
         .run(move |conn| {
@@ -208,81 +234,109 @@ pub async fn update(identity: &Identity, caller: &Principal, name: &str, patch: 
                     return Ok(Changed::LastAdmin);
                 }
                 db_users::update(conn, &user.id, &changes)?;
+                let ended = if disabling { end_credentials_in(conn, &user.id, EndWhich::ALL, now)? } else { Default::default() };
                 if !disabling {
                     // Every instance reads the user's bearer tokens again (their
                     // cached views hold the old admin flag and channel).
                     Revocations::announce(conn, &Revoked::User(user.id.clone()))?;
                 }
+                let kind = if disabling { Kind::UserDisabled } else { Kind::UserChanged };
+                let mut event =
+                    Event::success(kind).username(&user.username).origin(&client).detail("changes", described(&changes));
+                if disabling {
+                    event = ended.counted(event);
+                }
+                let event = audit.row(event);
+                db::audit_events::insert(conn, &event)?;
                 Ok(match db_users::view_by_id(conn, &user.id)? {
-                    Some(view) => Changed::Done(Box::new(view)),
+                    Some(view) => Changed::Done(Box::new((view, ended, event))),
                     None => Changed::NotFound,
                 })
             })
         })
         .await?;
-    let view = match outcome {
-        Changed::Done(view) => *view,
+    let (view, ended, event) = match outcome {
+        Changed::Done(done) => *done,
         Changed::NotFound => return Err(not_found(name)),
         Changed::LastAdmin => return Err(IdentityError::LastAdmin),
     };
+    audit::log_stored(&[event]);
     if disabling {
-        identity.end_all_credentials(&view.user.id).await?;
+        identity.forget_ended(&ended);
     } else {
         identity.revocations.forget(&Revoked::User(view.user.id.clone()));
     }
     Ok(view)
 }
 
-/// `DELETE /users/{username}`: the user, their sessions, API tokens and
-/// provider identities; a pending user is so rejected. Credentials end first
-/// (and are forgotten by this instance), then the rows go.
-pub async fn delete(identity: &Identity, name: &str) -> Result<(), IdentityError> {
+/// What a change sets, for its audit event.
+fn described(changes: &UserChanges) -> Value {
+    let mut map = serde_json::Map::new();
+    if let Some(email) = &changes.email {
+        map.insert("email".into(), email.clone().into());
+    }
+    if let Some(is_admin) = changes.is_admin {
+        map.insert("is_admin".into(), is_admin.into());
+    }
+    if let Some(channel) = &changes.channel {
+        map.insert("channel".into(), channel.clone().into());
+    }
+    if let Some(status) = &changes.status {
+        map.insert("status".into(), status.clone().into());
+    }
+    Value::Object(map)
+}
+
+/// `DELETE /users/{username}` by an administrator from `client`: the user,
+/// their sessions, API tokens and provider identities; a pending user is so
+/// rejected. One transaction ends the credentials, deletes the rows and
+/// records it; then this instance forgets the credentials.
+pub async fn delete(identity: &Identity, name: &str, client: &Origin) -> Result<(), IdentityError> {
     Username::parse(name).map_err(|_| not_found(name))?;
-    let user = last_admin_check(identity, name).await?;
-    identity.end_all_credentials(&user.id).await?;
     let key = name.to_string();
+    let now = identity.clock.now_naive();
+    let (audit, client) = (identity.audit.clone(), client.clone());
     let outcome = identity
         .db
         .run(move |conn| {
             db::write_transaction(conn, |conn| {
                 let Some(user) = db_users::find_by_username(conn, &key)? else { return Ok(Changed::NotFound) };
-                // Checked again inside the deleting transaction: another admin may be gone meanwhile.
                 if would_remove_last_admin(conn, &user, false)? {
                     return Ok(Changed::LastAdmin);
                 }
+                let ended = end_credentials_in(conn, &user.id, EndWhich::ALL, now)?;
                 db_users::delete(conn, &user.id)?;
-                Ok(Changed::Done(Box::new(UserView { user, valid_until: None, providers: Vec::new() })))
+                let event = audit.row(
+                    ended.counted(
+                        Event::success(Kind::UserDeleted)
+                            .username(&user.username)
+                            .origin(&client)
+                            .detail("status", user.status.clone())
+                            .detail("external", user.is_external),
+                    ),
+                );
+                db::audit_events::insert(conn, &event)?;
+                let view = UserView { user, valid_until: None, providers: Vec::new() };
+                Ok(Changed::Done(Box::new((view, ended, event))))
             })
         })
         .await?;
     match outcome {
-        Changed::Done(_) => Ok(()),
+        Changed::Done(done) => {
+            let (_, ended, event) = *done;
+            audit::log_stored(&[event]);
+            identity.forget_ended(&ended);
+            Ok(())
+        }
         Changed::NotFound => Err(not_found(name)),
         Changed::LastAdmin => Err(IdentityError::LastAdmin),
     }
 }
 
-/// The user named `name`, unless they are the last active administrator.
-async fn last_admin_check(identity: &Identity, name: &str) -> Result<UserRow, IdentityError> {
-    let key = name.to_string();
-    let found = identity
-        .db
-        .run(move |conn| {
-            let Some(user) = db_users::find_by_username(conn, &key)? else { return Ok(None) };
-            let last = would_remove_last_admin(conn, &user, false)?;
-            Ok(Some((user, last)))
-        })
-        .await?;
-    match found {
-        None => Err(not_found(name)),
-        Some((_, true)) => Err(IdentityError::LastAdmin),
-        Some((user, false)) => Ok(user),
-    }
-}
-
-/// `POST /users/{username}/approve`: a pending user becomes active, with
-/// the channel and admin flag given (else those they have).
-pub async fn approve(identity: &Identity, name: &str, body: Approval) -> Result<UserView, IdentityError> {
+/// `POST /users/{username}/approve` by an administrator from `client`: a
+/// pending user becomes active, with the channel and admin flag given (else
+/// those they have).
+pub async fn approve(identity: &Identity, name: &str, body: Approval, client: &Origin) -> Result<UserView, IdentityError> {
     Username::parse(name).map_err(|_| not_found(name))?;
     let channel = body.channel.as_deref().map(channel).transpose()?;
     let now = identity.clock.now_naive();
@@ -294,6 +348,7 @@ pub async fn approve(identity: &Identity, name: &str, body: Approval) -> Result<
         status: Some(status::ACTIVE.to_string()),
         updated_at: Some(now),
     };
+    let (audit, client) = (identity.audit.clone(), client.clone());
     let outcome = identity
         .db
         .run(move |conn| {
@@ -303,13 +358,25 @@ pub async fn approve(identity: &Identity, name: &str, body: Approval) -> Result<
                     return Ok(Some(Err(())));
                 }
                 db_users::update(conn, &user.id, &changes)?;
-                Ok(db_users::view_by_id(conn, &user.id)?.map(Ok))
+                let Some(view) = db_users::view_by_id(conn, &user.id)? else { return Ok(None) };
+                let event = audit.row(
+                    Event::success(Kind::UserApproved)
+                        .username(&user.username)
+                        .origin(&client)
+                        .detail("channel", view.user.channel.clone())
+                        .detail("is_admin", view.user.is_admin),
+                );
+                db::audit_events::insert(conn, &event)?;
+                Ok(Some(Ok((view, event))))
             })
         })
         .await?;
     match outcome {
         None => Err(not_found(name)),
         Some(Err(())) => Err(IdentityError::NotPending),
-        Some(Ok(view)) => Ok(view),
+        Some(Ok((view, event))) => {
+            audit::log_stored(&[event]);
+            Ok(view)
+        }
     }
 }

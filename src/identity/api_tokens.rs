@@ -7,8 +7,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::revocation::{Revocations, Revoked, TokenCache};
-use super::{ExternalValidity, IdentityError, Principal, Scope, ScopeSet, Via};
+use super::audit::{self, Audit, Event, Kind, Origin};
+use super::revocation::TokenCache;
+use super::{EndedCredentials, ExternalValidity, Identity, IdentityError, Principal, Scope, ScopeSet, Via};
 use crate::clock::Clock;
 use crate::config::{AuthSettings, Ttl};
 use crate::crypto::{OpaqueToken, SecretString};
@@ -102,19 +103,20 @@ impl TryFrom<TokenRequestBody> for TokenRequest {
 pub struct ApiTokens {
     db: Db,
     clock: Clock,
+    audit: Audit,
     max_ttl: Ttl,
     /// Token hash -> the token and its user, for `auth.cache_ttl` or until revoked.
     cache: TokenCache,
-    revocations: Arc<Revocations>,
 }
 
 impl ApiTokens {
-    pub fn new(settings: &AuthSettings, db: Db, clock: Clock, cache: TokenCache, revocations: Arc<Revocations>) -> Self {
-        Self { db, clock, max_ttl: settings.api_token_ttl, cache, revocations }
+    pub fn new(settings: &AuthSettings, db: Db, clock: Clock, cache: TokenCache, audit: Audit) -> Self {
+        Self { db, clock, audit, max_ttl: settings.api_token_ttl, cache }
     }
 
-    /// Mints a token for `principal`, within what they hold and `api_token_ttl`.
-    pub async fn create(&self, principal: &Principal, request: TokenRequest) -> Result<NewToken, IdentityError> {
+    /// Mints a token for `principal`, within what they hold and
+    /// `api_token_ttl`, recording it in the same transaction.
+    pub async fn create(&self, principal: &Principal, request: TokenRequest, client: &Origin) -> Result<NewToken, IdentityError> {
         if !matches!(principal.via, Via::Cookie { .. }) {
             return Err(IdentityError::BrowserSessionRequired);
         }
@@ -135,7 +137,17 @@ impl ApiTokens {
             return Err(IdentityError::InvalidInput(format!("ttl must not exceed {}s", self.max_ttl.as_secs())));
         }
         let (row, token) = self.prepare(&principal.user_id, request.name.as_deref(), scopes, ttl)?;
-        self.db.run(move |conn| db::api_tokens::insert(conn, &row)).await?;
+        let event = self.audit.row(created_event(&row, &principal.username).origin(&client.by(&principal.username)));
+        let stored = event.clone();
+        self.db
+            .run(move |conn| {
+                db::write_transaction(conn, |conn| {
+                    db::api_tokens::insert(conn, &row)?;
+                    db::audit_events::insert(conn, &stored)
+                })
+            })
+            .await?;
+        audit::log_stored(&[event]);
         metrics::counter!("doorman_tokens_issued_total", "kind" => "api_token").increment(1);
         Ok(token)
     }
@@ -274,10 +286,10 @@ impl ApiTokens {
             .collect())
     }
 
-    /// Revokes token `id` of the caller, or anyone's for an admin (`users:admin`).
-    /// Unknown, already revoked and other people's tokens are all "not found".
-    /// Every instance forgets the token (see [`super::revocation`]).
-    pub async fn revoke(&self, principal: &Principal, id: &str) -> Result<(), IdentityError> {
+    /// Revokes token `id` of the caller, or anyone's for an admin
+    /// (`users:admin`), recorded and announced to every instance in the same
+    /// transaction; see [`revoke`].
+    async fn revoke_stored(&self, principal: &Principal, id: &str, client: &Origin) -> Result<EndedCredentials, IdentityError> {
         let not_found = || IdentityError::NotFound("no such token".into());
         if uuid::Uuid::parse_str(id).is_err() {
             return Err(not_found());
@@ -286,25 +298,53 @@ impl ApiTokens {
         let owner = principal.user_id.clone();
         let as_admin = principal.scopes.contains(Scope::UsersAdmin);
         let now = self.clock.now_naive();
+        let audit = self.audit.clone();
+        let client = client.by(&principal.username);
         let revoked = self
             .db
             .run(move |conn| {
-                let Some(row) = db::api_tokens::find(conn, &key)? else { return Ok(None) };
-                if row.revoked_at.is_some() || (row.user_id != owner && !as_admin) {
-                    return Ok(None);
-                }
                 db::write_transaction(conn, |conn| {
+                    let Some(row) = db::api_tokens::find(conn, &key)? else { return Ok(None) };
+                    if row.revoked_at.is_some() || (row.user_id != owner && !as_admin) {
+                        return Ok(None);
+                    }
                     db::api_tokens::revoke(conn, &row.id, now)?;
-                    let revoked = Revoked::Tokens(vec![row.token_hash]);
-                    Revocations::announce(conn, &revoked)?;
-                    Ok(Some(revoked))
+                    let ended = EndedCredentials { session_ids: Vec::new(), token_hashes: vec![row.token_hash.clone()] };
+                    ended.announce(conn)?;
+                    let mut event = Event::success(Kind::ApiTokenRevoked)
+                        .origin(&client)
+                        .detail("token_id", row.id.clone())
+                        .detail("name", row.name.clone());
+                    event.username = db::users::username_of(conn, &row.user_id)?;
+                    let event = audit.row(event);
+                    db::audit_events::insert(conn, &event)?;
+                    Ok(Some((ended, event)))
                 })
             })
             .await?;
-        let revoked = revoked.ok_or_else(not_found)?;
-        self.revocations.forget(&revoked);
-        Ok(())
+        let (ended, event) = revoked.ok_or_else(not_found)?;
+        audit::log_stored(&[event]);
+        Ok(ended)
     }
+}
+
+/// `DELETE /api-tokens/{id}`: revokes token `id` of the caller, or anyone's
+/// for an admin (`users:admin`). Unknown, already revoked and other
+/// people's tokens are all "not found".
+pub async fn revoke(identity: &Identity, principal: &Principal, id: &str, client: &Origin) -> Result<(), IdentityError> {
+    let ended = identity.tokens.revoke_stored(principal, id, client).await?;
+    identity.forget_ended(&ended);
+    Ok(())
+}
+
+/// The event of a new token of `username`, as stored in `row` (never its secret).
+pub fn created_event(row: &ApiTokenRow, username: &str) -> Event {
+    Event::success(Kind::ApiTokenCreated)
+        .username(username)
+        .detail("token_id", row.id.clone())
+        .detail("name", row.name.clone())
+        .detail("scopes", row.scopes.clone())
+        .detail("expires_at", row.expires_at.and_utc().to_rfc3339())
 }
 
 /// A token as `GET /api-tokens` shows it: never its secret nor its hash.

@@ -3,7 +3,8 @@
 //! browser, and the tool's polls with the long one end, exactly once, in an
 //! ordinary API token. Both codes are stored only as SHA-256; time comes
 //! from the [`Clock`]. Wrong user codes are counted per browser session and
-//! per client address.
+//! per client address. A decision, and the token it brings, are recorded as
+//! audit events in the transaction that stores them.
 
 use std::time::Duration;
 
@@ -11,7 +12,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::api_tokens::{ApiTokens, NewToken};
+use super::api_tokens::{self, ApiTokens, NewToken};
+use super::audit::{self, Audit, Event, Kind, Origin};
 use super::throttle::Throttle;
 use super::{ExternalValidity, IdentityError, Principal, Scope, ScopeSet};
 use crate::clock::Clock;
@@ -189,6 +191,7 @@ pub enum Decision {
 pub struct DeviceFlow {
     db: Db,
     clock: Clock,
+    audit: Audit,
     wrong_codes: Throttle,
 }
 
@@ -199,8 +202,8 @@ enum PollStep {
 }
 
 impl DeviceFlow {
-    pub fn new(db: Db, clock: Clock) -> Self {
-        Self { wrong_codes: Throttle::new(db.clone(), clock.clone()), db, clock }
+    pub fn new(db: Db, clock: Clock, audit: Audit) -> Self {
+        Self { wrong_codes: Throttle::new(db.clone(), clock.clone()), db, clock, audit }
     }
 
     /// Starts a request for tool `client_id`, asking `scope` (all the
@@ -274,14 +277,15 @@ impl DeviceFlow {
         Err(DeviceError::Identity(IdentityError::Internal("three user codes in a row were taken".into())))
     }
 
-    /// A poll of the tool (`POST /token`): pending, slow down, denied,
-    /// expired, or, exactly once, its API token.
+    /// A poll of the tool (`POST /token`) from `client`: pending, slow down,
+    /// denied, expired, or, exactly once, its API token (recorded with it).
     pub async fn poll(
         &self,
         tokens: &ApiTokens,
         provider: &impl ExternalValidity,
         device_code: Option<&str>,
         client_id: Option<&str>,
+        client: &Origin,
     ) -> Result<NewToken, DeviceError> {
         let device_code = device_code.ok_or_else(|| DeviceError::InvalidRequest("device_code is required".into()))?;
         let client_id =
@@ -332,7 +336,13 @@ impl DeviceFlow {
             return Err(DeviceError::AccessDenied("the approving user no longer holds the scopes asked for"));
         }
         let (token_row, token) = tokens.prepare_for_device(&user.user.id, &row.client_id, scopes)?;
-        let id = row.id.clone();
+        let event = self.audit.row(
+            api_tokens::created_event(&token_row, &user.user.username)
+                .origin(client)
+                .detail("via", "device")
+                .detail("request_id", row.id.clone()),
+        );
+        let (id, stored) = (row.id.clone(), event.clone());
         let claimed = self
             .db
             .run(move |conn| {
@@ -341,6 +351,7 @@ impl DeviceFlow {
                         return Ok(false);
                     }
                     db::api_tokens::insert(conn, &token_row)?;
+                    db::audit_events::insert(conn, &stored)?;
                     Ok(true)
                 })
             })
@@ -348,6 +359,7 @@ impl DeviceFlow {
         if !claimed {
             return Err(DeviceError::InvalidGrant("this device_code was exchanged already"));
         }
+        audit::log_stored(&[event]);
         metrics::counter!("doorman_tokens_issued_total", "kind" => "api_token").increment(1);
         Ok(token)
     }
@@ -359,14 +371,16 @@ impl DeviceFlow {
         Ok(view(&row, &code))
     }
 
-    /// Approves or denies the request behind `user_code` as `principal`.
-    /// Approval needs the scopes asked for to be held by the user.
+    /// Approves or denies the request behind `user_code` as `principal`
+    /// from `client`, recorded in the same transaction. Approval needs the
+    /// scopes asked for to be held by the user.
     pub async fn decide(
         &self,
         attempt: &Attempt,
         principal: &Principal,
         user_code: &str,
         decision: Decision,
+        client: &Origin,
     ) -> Result<RequestView, DeviceError> {
         let (row, code) = self.find(attempt, user_code).await?;
         let held = principal.scopes;
@@ -384,11 +398,34 @@ impl DeviceFlow {
                 (APPROVED, Some(asked.to_string_list()))
             }
         };
+        let kind = if decision == Decision::Approve { Kind::DeviceApproved } else { Kind::DeviceDenied };
+        let mut event = Event::success(kind)
+            .username(&principal.username)
+            .origin(client)
+            .detail("client_id", row.client_id.clone())
+            .detail("request_id", row.id.clone());
+        if let Some(scopes) = &granted {
+            event = event.detail("scopes", scopes.clone());
+        }
+        let event = self.audit.row(event);
+        let stored = event.clone();
         let (id, user_id, now) = (row.id.clone(), principal.user_id.clone(), self.clock.now_naive());
-        let changed = self.db.run(move |conn| rows::decide(conn, &id, status, &user_id, granted.as_deref(), now)).await?;
+        let changed = self
+            .db
+            .run(move |conn| {
+                db::write_transaction(conn, |conn| {
+                    let changed = rows::decide(conn, &id, status, &user_id, granted.as_deref(), now)?;
+                    if changed > 0 {
+                        db::audit_events::insert(conn, &stored)?;
+                    }
+                    Ok(changed)
+                })
+            })
+            .await?;
         if changed == 0 {
             return Err(DeviceError::AlreadyDecided);
         }
+        audit::log_stored(&[event]);
         Ok(view(&row, &code))
     }
 

@@ -7,6 +7,7 @@
 pub mod access;
 pub mod admin;
 pub mod api_tokens;
+pub mod audit;
 pub mod device;
 pub mod password;
 pub mod principal;
@@ -109,10 +110,12 @@ pub struct Identity {
     pub passwords: password::Hasher,
     /// Revocation on every instance (see [`revocation`]).
     pub revocations: Arc<revocation::Revocations>,
+    /// The audit trail.
+    pub audit: audit::Audit,
 }
 
 impl Identity {
-    pub fn new(settings: &AuthSettings, keys: &DerivedKeys, db: Db, clock: Clock) -> Self {
+    pub fn new(settings: &AuthSettings, keys: &DerivedKeys, db: Db, clock: Clock, audit: audit::Audit) -> Self {
         // Built with invalidation closures: a revoked user is forgotten by user id.
         let session_cache: revocation::SessionCache = Cache::builder()
             .max_capacity(1_000_000)
@@ -133,30 +136,36 @@ impl Identity {
                 db.clone(),
                 clock.clone(),
                 session_cache,
-                revocations.clone(),
+                audit.clone(),
             ),
-            tokens: api_tokens::ApiTokens::new(settings, db.clone(), clock.clone(), token_cache, revocations.clone()),
-            device: device::DeviceFlow::new(db.clone(), clock.clone()),
+            tokens: api_tokens::ApiTokens::new(settings, db.clone(), clock.clone(), token_cache, audit.clone()),
+            device: device::DeviceFlow::new(db.clone(), clock.clone(), audit.clone()),
             throttle: throttle::Throttle::new(db.clone(), clock.clone()),
             passwords: password::Hasher::default(),
             revocations,
             settings: settings.clone(),
+            audit,
             db,
             clock,
         }
     }
 }
 
-/// What [`Identity::end_credentials`] ended.
+/// Browser sessions and API tokens that just ended.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct EndedCredentials {
     /// Ids of the browser sessions ended.
     pub session_ids: Vec<String>,
-    /// Hashes of the API tokens revoked.
+    /// Hashes of the API tokens revoked (what the token caches are keyed by).
     pub token_hashes: Vec<String>,
 }
 
 impl EndedCredentials {
+    /// `event` with how many sessions and API tokens ended.
+    pub fn counted(&self, event: audit::Event) -> audit::Event {
+        event.detail("sessions", self.session_ids.len()).detail("api_tokens", self.token_hashes.len())
+    }
+
     /// Adds what `other` ended.
     pub fn extend(&mut self, other: EndedCredentials) {
         self.session_ids.extend(other.session_ids);
@@ -193,9 +202,12 @@ impl EndWhich<'_> {
 
 /// Ends credentials `which` of `user_id` inside the caller's transaction
 /// and announces them to every instance (sent when, and only when, the
-/// transaction commits). After the commit the caller makes this instance
-/// forget them with [`Identity::forget_ended`]. [`Identity::end_credentials`]
-/// does both for a cause without a transaction of its own.
+/// transaction commits). Every cause that ends a user's credentials
+/// (disabling, deleting, an administrator's sign-out, a password change, a
+/// back-channel logout naming the subject) goes through here, in the
+/// transaction that makes the change and records its audit event; after the
+/// commit the caller makes this instance forget them with
+/// [`Identity::forget_ended`].
 pub fn end_credentials_in(
     conn: &mut DbConnection,
     user_id: &str,
@@ -216,32 +228,26 @@ pub fn end_credentials_in(
 
 impl Identity {
     /// Ends every browser session and API token of `user_id` at once on
-    /// every instance (disabling, deleting, an administrator's sign-out).
-    pub async fn end_all_credentials(&self, user_id: &str) -> Result<EndedCredentials, IdentityError> {
-        self.end_credentials(user_id, EndWhich::ALL).await
-    }
-
-    /// The one place where credentials of a user end for any cause
-    /// (disabling, deleting, a password change, which keeps the caller's
-    /// session, a back-channel logout through [`end_credentials_in`]):
-    /// revoked in the database and announced to every instance in one
-    /// transaction, then forgotten by this instance's caches, so the access
-    /// cookie (through `Sessions::is_live`) and every bearer token are
-    /// refused from the next request on, here at once and elsewhere within
-    /// about a second.
-    pub async fn end_credentials(&self, user_id: &str, which: EndWhich<'_>) -> Result<EndedCredentials, IdentityError> {
-        let (user_id, keep) = (user_id.to_string(), which.keep_session.map(str::to_string));
-        let (sessions, api_tokens) = (which.sessions, which.api_tokens);
-        let now = self.clock.now_naive();
-        let ended = self
+    /// every instance (an administrator's sign-out), recording `event` with
+    /// how many ended in the same transaction; then this instance forgets
+    /// them, so the access cookie (through `Sessions::is_live`) and every
+    /// bearer token are refused from the next request on, here at once and
+    /// elsewhere within about a second.
+    pub async fn end_all_credentials(&self, user_id: &str, event: audit::Event) -> Result<EndedCredentials, IdentityError> {
+        let user_id = user_id.to_string();
+        let (audit, now) = (self.audit.clone(), self.clock.now_naive());
+        let (ended, row) = self
             .db
             .run(move |conn| {
                 crate::db::write_transaction(conn, |conn| {
-                    let which = EndWhich { sessions, keep_session: keep.as_deref(), api_tokens };
-                    end_credentials_in(conn, &user_id, which, now)
+                    let ended = end_credentials_in(conn, &user_id, EndWhich::ALL, now)?;
+                    let row = audit.row(ended.counted(event));
+                    crate::db::audit_events::insert(conn, &row)?;
+                    Ok((ended, row))
                 })
             })
             .await?;
+        audit::log_stored(&[row]);
         self.forget_ended(&ended);
         Ok(ended)
     }

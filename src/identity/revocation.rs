@@ -2,15 +2,17 @@
 //! user's credentials stop working, on this instance at once and on every
 //! instance sharing the PostgreSQL database within about a second.
 //!
-//! Every cause (logout, token revocation, a password change, a user
-//! disabled, changed or deleted, a back-channel logout) writes its change
-//! and calls [`Revocations::announce`] inside the same transaction: a
+//! Every cause (logout, a session ended from the list, token revocation, a
+//! password change, a user disabled, changed or deleted, an administrator's
+//! sign-out, a back-channel logout) writes its change and calls
+//! [`Revocations::announce`] inside the same transaction: a
 //! `pg_notify('doorman_revocations', ...)` that PostgreSQL delivers to every
 //! listening instance when, and only when, the transaction commits. After the
 //! commit the cause calls [`Revocations::forget`] for this instance. What
-//! ends a user's credentials goes through `Identity::end_credentials` (or
-//! `identity::end_credentials_in` inside a caller's transaction), which does
-//! both.
+//! ends sessions or tokens announces them through
+//! `EndedCredentials::announce` (a user's credentials through
+//! `identity::end_credentials_in`, inside the caller's transaction) and
+//! forgets them through `Identity::forget_ended`.
 //! Each instance keeps one dedicated connection that `LISTEN`s and forgets
 //! the cache entries named; when that connection is lost the caches fall
 //! back to `auth.cache_ttl`, the loss is logged and shown by `/readyz`, the

@@ -7,12 +7,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::DateTime;
+use chrono::{DateTime, Utc};
 use moka::sync::Cache;
+use serde::Serialize;
 
 use super::access::{AccessClaims, AccessKeys};
-use super::revocation::{CachedSession, Revocations, Revoked, SessionCache};
-use super::{ExternalValidity, IdentityError, Principal, ScopeSet, Via};
+use super::audit::{self, Audit, Event, Kind, Origin};
+use super::revocation::{CachedSession, SessionCache};
+use super::{EndedCredentials, ExternalValidity, Identity, IdentityError, Principal, ScopeSet, Via};
 use crate::clock::Clock;
 use crate::config::{AuthSettings, Ttl};
 use crate::crypto::{random_token, OpaqueToken, SecretString};
@@ -40,6 +42,58 @@ pub struct ProviderLogin {
     pub id_token_enc: Option<String>,
 }
 
+/// How and from where a browser session starts.
+#[derive(Debug, Clone)]
+pub struct SessionOrigin {
+    /// `password` or `sso:<provider id>`.
+    pub method: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl SessionOrigin {
+    /// A password sign-in from `client`.
+    pub fn password(client: &Origin) -> Self {
+        Self { method: "password".into(), ip: client.ip.map(|ip| ip.to_string()), user_agent: client.user_agent.clone() }
+    }
+
+    /// A sign-in through provider `provider_id` from `client`.
+    pub fn sso(provider_id: &str, client: &Origin) -> Self {
+        Self {
+            method: format!("sso:{provider_id}"),
+            ip: client.ip.map(|ip| ip.to_string()),
+            user_agent: client.user_agent.clone(),
+        }
+    }
+}
+
+/// A live browser session as `GET /me/sessions` shows it (never its token).
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionInfo {
+    pub id: String,
+    pub created_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    pub method: String,
+    /// Whether it is the session of the caller's own request.
+    pub current: bool,
+}
+
+impl SessionInfo {
+    fn of(row: &SessionRow, current: Option<&str>) -> Self {
+        Self {
+            id: row.id.clone(),
+            created_at: row.created_at.and_utc(),
+            last_seen_at: row.last_seen_at.and_utc(),
+            user_agent: row.user_agent.clone(),
+            ip: row.ip.clone(),
+            method: row.method.clone(),
+            current: current == Some(row.id.as_str()),
+        }
+    }
+}
+
 /// A browser session about to be stored: its row and its token.
 pub struct NewSession {
     pub row: SessionRow,
@@ -50,6 +104,7 @@ pub struct NewSession {
 pub struct Sessions {
     db: Db,
     clock: Clock,
+    audit: Audit,
     access: AccessKeys,
     access_ttl: Ttl,
     session_ttl: Ttl,
@@ -58,21 +113,14 @@ pub struct Sessions {
     /// Access JWT -> its verified claims: a JWT never changes, so its
     /// signature is checked once per instance (its `exp` at every use).
     verified: Cache<String, Arc<AccessClaims>>,
-    revocations: Arc<Revocations>,
 }
 
 impl Sessions {
-    pub fn new(
-        settings: &AuthSettings,
-        access_key: &[u8; 32],
-        db: Db,
-        clock: Clock,
-        live: SessionCache,
-        revocations: Arc<Revocations>,
-    ) -> Self {
+    pub fn new(settings: &AuthSettings, access_key: &[u8; 32], db: Db, clock: Clock, live: SessionCache, audit: Audit) -> Self {
         Self {
             db,
             clock,
+            audit,
             access: AccessKeys::new(access_key),
             access_ttl: settings.access_ttl,
             session_ttl: settings.session_ttl,
@@ -81,13 +129,12 @@ impl Sessions {
                 .max_capacity(100_000)
                 .time_to_live(settings.access_ttl.std().min(Duration::from_secs(300)))
                 .build(),
-            revocations,
         }
     }
 
     /// A new session for `user_id` (from a provider, when `provider` is
     /// given), to be stored by the caller, possibly inside a larger transaction.
-    pub fn new_session(&self, user_id: &str, provider: Option<ProviderLogin>) -> NewSession {
+    pub fn new_session(&self, user_id: &str, origin: &SessionOrigin, provider: Option<ProviderLogin>) -> NewSession {
         let minted = SESSION_TOKEN.mint();
         let now = self.clock.now_naive();
         let provider = provider.unwrap_or_default();
@@ -101,6 +148,10 @@ impl Sessions {
             created_at: now,
             expires_at: now + self.session_ttl.delta(),
             revoked_at: None,
+            method: origin.method.clone(),
+            ip: origin.ip.clone(),
+            user_agent: origin.user_agent.clone(),
+            last_seen_at: now,
         };
         NewSession { row, token: minted.secret }
     }
@@ -113,12 +164,38 @@ impl Sessions {
         SessionCredentials { access_token, session_token: session.token, csrf_token: random_token(24) }
     }
 
-    /// Opens a browser session for `user` and signs its first access JWT.
-    pub async fn open(&self, user: &UserView) -> Result<SessionCredentials, IdentityError> {
-        let session = self.new_session(&user.user.id, None);
+    /// Opens a browser session for `user`, who signed in with a password
+    /// from `client`, recording the sign-in in the same transaction, and
+    /// signs its first access JWT.
+    pub async fn open(&self, user: &UserView, client: &Origin) -> Result<SessionCredentials, IdentityError> {
+        let session = self.new_session(&user.user.id, &SessionOrigin::password(client), None);
         let row = session.row.clone();
-        self.db.run(move |conn| db::sessions::insert(conn, &row)).await?;
+        let event = self.audit.row(
+            Event::success(Kind::SignIn)
+                .username(&user.user.username)
+                .origin(&client.by(&user.user.username))
+                .detail("method", "password")
+                .detail("session_id", row.id.clone()),
+        );
+        let stored = event.clone();
+        self.db
+            .run(move |conn| {
+                db::write_transaction(conn, |conn| {
+                    db::sessions::insert(conn, &row)?;
+                    db::audit_events::insert(conn, &stored)
+                })
+            })
+            .await?;
+        audit::log_stored(&[event]);
         Ok(self.credentials(session, user))
+    }
+
+    /// The live sessions of user `user_id`, newest first; `current` is the caller's own.
+    pub async fn list(&self, user_id: &str, current: Option<&str>) -> Result<Vec<SessionInfo>, IdentityError> {
+        let id = user_id.to_string();
+        let now = self.clock.now_naive();
+        let rows = self.db.run(move |conn| db::sessions::live_for_user(conn, &id, now)).await?;
+        Ok(rows.iter().map(|row| SessionInfo::of(row, current)).collect())
     }
 
     /// The live session of a session token, with its user.
@@ -144,26 +221,38 @@ impl Sessions {
         let (session, user) = self.live(session_token).await?;
         let user = super::ensure_valid(user, self.clock.now_naive(), provider).await?;
         let (access_token, _) = self.access.issue(&user, &session.id, self.access_ttl, self.clock.now());
+        let (id, now) = (session.id.clone(), self.clock.now_naive());
+        self.db.run(move |conn| db::sessions::touch(conn, &id, now)).await?;
         metrics::counter!("doorman_tokens_issued_total", "kind" => "access").increment(1);
         Ok(access_token)
     }
 
-    /// Ends the session of a session token; the ended session, if it was live.
-    pub async fn logout(&self, session_token: &str) -> Result<Option<(SessionRow, UserView)>, IdentityError> {
+    /// Ends the session of a session token, recording the sign-out in the
+    /// same transaction; the ended session, if it was live. The caller
+    /// hands it to [`Identity::forget_ended`].
+    async fn end_by_token(&self, session_token: &str, client: &Origin) -> Result<Option<(SessionRow, UserView)>, IdentityError> {
         let Ok((session, user)) = self.live(session_token).await else { return Ok(None) };
-        let revoked = Revoked::Sessions(vec![session.id.clone()]);
-        let announced = revoked.clone();
+        let ended = EndedCredentials { session_ids: vec![session.id.clone()], ..Default::default() };
         let id = session.id.clone();
         let now = self.clock.now_naive();
+        let event = self.audit.row(
+            Event::success(Kind::SignOut)
+                .username(&user.user.username)
+                .origin(&client.by(&user.user.username))
+                .detail("session_id", session.id.clone())
+                .detail("method", session.method.clone()),
+        );
+        let stored = event.clone();
         self.db
             .run(move |conn| {
                 db::write_transaction(conn, |conn| {
                     db::sessions::revoke(conn, &id, now)?;
-                    Revocations::announce(conn, &announced)
+                    ended.announce(conn)?;
+                    db::audit_events::insert(conn, &stored)
                 })
             })
             .await?;
-        self.revocations.forget(&revoked);
+        audit::log_stored(&[event]);
         Ok(Some((session, user)))
     }
 
@@ -235,4 +324,81 @@ impl Sessions {
             providers: claims.prv,
         })
     }
+}
+
+/// `POST /me/logout`: ends the session of `session_token`; the ended
+/// session and its user, if it was live.
+pub async fn logout(
+    identity: &Identity,
+    session_token: &str,
+    client: &Origin,
+) -> Result<Option<(SessionRow, UserView)>, IdentityError> {
+    let ended = identity.sessions.end_by_token(session_token, client).await?;
+    if let Some((session, _)) = &ended {
+        identity.forget_ended(&EndedCredentials { session_ids: vec![session.id.clone()], ..Default::default() });
+    }
+    Ok(ended)
+}
+
+/// `DELETE /me/sessions/{id}`: ends one live session of the caller; any
+/// other id (unknown, ended, someone else's) is "not found".
+pub async fn end_own(identity: &Identity, caller: &Principal, id: &str, client: &Origin) -> Result<(), IdentityError> {
+    let not_found = || IdentityError::NotFound("no such session".into());
+    if uuid::Uuid::parse_str(id).is_err() {
+        return Err(not_found());
+    }
+    let (key, owner) = (id.to_string(), caller.user_id.clone());
+    let now = identity.clock.now_naive();
+    let event = identity.audit.row(
+        Event::success(Kind::SessionEnded)
+            .username(&caller.username)
+            .origin(&client.by(&caller.username))
+            .detail("session_id", id)
+            .detail("current", caller.session_id() == Some(id)),
+    );
+    let stored = event.clone();
+    let ended = identity
+        .db
+        .run(move |conn| {
+            db::write_transaction(conn, |conn| {
+                let Some(row) = db::sessions::find(conn, &key)? else { return Ok(false) };
+                if row.user_id != owner || !row.is_live(now) {
+                    return Ok(false);
+                }
+                db::sessions::revoke(conn, &row.id, now)?;
+                EndedCredentials { session_ids: vec![row.id.clone()], ..Default::default() }.announce(conn)?;
+                db::audit_events::insert(conn, &stored)?;
+                Ok(true)
+            })
+        })
+        .await?;
+    if !ended {
+        return Err(not_found());
+    }
+    audit::log_stored(&[event]);
+    identity.forget_ended(&EndedCredentials { session_ids: vec![id.to_string()], ..Default::default() });
+    Ok(())
+}
+
+/// `GET /users/{username}/sessions`: that user's live sessions.
+pub async fn of_user(identity: &Identity, username: &str) -> Result<Vec<SessionInfo>, IdentityError> {
+    let (user_id, _) = find_user(identity, username).await?;
+    identity.sessions.list(&user_id, None).await
+}
+
+/// `POST /users/{username}/sign-out` by an administrator from `client`:
+/// ends every session and API token of the user, recorded in the same
+/// transaction.
+pub async fn sign_out_user(identity: &Identity, username: &str, client: &Origin) -> Result<EndedCredentials, IdentityError> {
+    let (user_id, name) = find_user(identity, username).await?;
+    identity.end_all_credentials(&user_id, Event::success(Kind::UserSignedOut).username(name).origin(client)).await
+}
+
+/// The id and the username (as stored) of the user named `username`.
+async fn find_user(identity: &Identity, username: &str) -> Result<(String, String), IdentityError> {
+    let not_found = || IdentityError::NotFound(format!("no user {username:?}"));
+    super::users::Username::parse(username).map_err(|_| not_found())?;
+    let name = username.to_string();
+    let user = identity.db.run(move |conn| db::users::find_by_username(conn, &name)).await?;
+    user.map(|u| (u.id, u.username)).ok_or_else(not_found)
 }

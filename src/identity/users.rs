@@ -1,9 +1,12 @@
 //! Users: usernames, local users with passwords (created, signing in,
 //! changing their password), and the rows every new user starts from.
 
+use std::net::IpAddr;
+
 use chrono::NaiveDateTime;
 
-use super::{password, Identity, IdentityError, Principal, Scope};
+use super::audit::{self, Event, Kind, Origin};
+use super::{password, EndWhich, Identity, IdentityError, Principal, Scope};
 use crate::db::{self, users::UserRow, users::UserView, DbConnection};
 
 /// Longest username.
@@ -95,6 +98,21 @@ pub fn create_local_user(
     channel: &str,
     now: NaiveDateTime,
 ) -> Result<UserRow, CreateUserError> {
+    let row = new_local_user(name, password_text, email, is_admin, channel, now)?;
+    store_local_user(conn, &row)?;
+    Ok(row)
+}
+
+/// A new local user's row, checked and with its password hashed (slow:
+/// off the async executor), not stored yet.
+pub fn new_local_user(
+    name: &str,
+    password_text: &str,
+    email: Option<&str>,
+    is_admin: bool,
+    channel: &str,
+    now: NaiveDateTime,
+) -> Result<UserRow, CreateUserError> {
     let username = Username::parse(name).map_err(CreateUserError::InvalidUsername)?;
     if let Some(e) = email {
         if !valid_email(e) {
@@ -102,13 +120,28 @@ pub fn create_local_user(
         }
     }
     password::check_policy(password_text).map_err(|e| CreateUserError::InvalidPassword(e.to_string()))?;
-    if db::users::username_taken(conn, username.as_str())? {
-        return Err(CreateUserError::Exists(username.as_str().to_string()));
-    }
     let mut row = new_user_row(&username, email.map(str::to_string), is_admin, false, channel, now);
     row.password_hash = Some(password::hash(password_text).map_err(|e| CreateUserError::InvalidPassword(e.to_string()))?);
-    db::users::insert(conn, &row)?;
     Ok(row)
+}
+
+/// Stores a new local user's row unless the name is taken (whatever its case).
+pub fn store_local_user(conn: &mut DbConnection, row: &UserRow) -> Result<(), CreateUserError> {
+    if db::users::username_taken(conn, &row.username)? {
+        return Err(CreateUserError::Exists(row.username.clone()));
+    }
+    db::users::insert(conn, row)?;
+    Ok(())
+}
+
+/// The event of a new user `row` (never their password).
+pub fn created_event(row: &UserRow) -> Event {
+    Event::success(Kind::UserCreated)
+        .username(&row.username)
+        .detail("status", row.status.clone())
+        .detail("is_admin", row.is_admin)
+        .detail("channel", row.channel.clone())
+        .detail("external", row.is_external)
 }
 
 /// A plausible e-mail address: something@domain, no spaces, at most 254 bytes.
@@ -118,29 +151,72 @@ pub fn valid_email(text: &str) -> bool {
         && text.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.contains('@'))
 }
 
-/// Checks a username and password from a client at `ip`; the user on
-/// success. The attempt is counted (per name and address, and per address,
-/// shared by every instance) before anything is checked; past the limit it
-/// is refused unchecked (429).
+/// Checks a username and password from `client`; the user on success (the
+/// caller opens the session, which records the sign-in). The attempt is
+/// counted (per name and address, and per address, shared by every
+/// instance) before anything is checked; past the limit it is refused
+/// unchecked (429). A refusal is recorded with its reason; a fault of ours
+/// (the database, no free password-check slot) is not a refusal.
 pub async fn password_login(
     identity: &Identity,
     username: &str,
     password: &str,
-    ip: std::net::IpAddr,
+    client: &Origin,
 ) -> Result<UserView, IdentityError> {
+    let result = check_password(identity, username, password, client.ip_or_unspecified()).await;
+    sign_in_counted(match &result {
+        Ok(_) => "success",
+        Err(Refused { reason: Some("too_many_attempts"), .. }) => "throttled",
+        Err(Refused { reason: Some("account_disabled" | "approval_pending"), .. }) => "refused",
+        Err(_) => "failure",
+    });
+    if let Err(refused) = &result {
+        if let Some(reason) = refused.reason {
+            let mut event = Event::failure(Kind::SignIn).origin(client).detail("method", "password").detail("reason", reason);
+            // Only a name some account could have is kept: never free text (it might be a mistyped password).
+            match &refused.username {
+                Some(name) => event = event.username(name),
+                None if Username::parse(username).is_ok() => event = event.username(username),
+                None => {}
+            }
+            identity.audit.record(event).await;
+        }
+    }
+    result.map_err(|refused| refused.error)
+}
+
+/// A password sign-in that did not go through.
+struct Refused {
+    error: IdentityError,
+    /// What the audit event says; `None`: no refusal, a fault of ours.
+    reason: Option<&'static str>,
+    /// The account's name as stored, when one was found.
+    username: Option<String>,
+}
+
+impl Refused {
+    fn new(reason: &'static str, error: IdentityError) -> Self {
+        Self { error, reason: Some(reason), username: None }
+    }
+}
+
+impl<E: Into<IdentityError>> From<E> for Refused {
+    fn from(err: E) -> Self {
+        Self { error: err.into(), reason: None, username: None }
+    }
+}
+
+async fn check_password(identity: &Identity, username: &str, password: &str, ip: IpAddr) -> Result<UserView, Refused> {
     if !identity.settings.password_login {
-        return Err(IdentityError::PasswordLoginDisabled);
+        return Err(Refused::new("password_login_disabled", IdentityError::PasswordLoginDisabled));
     }
     // A name no account can have is refused before any lookup.
     if Username::parse(username).is_err() || password.is_empty() {
-        return Err(IdentityError::BadCredentials);
+        return Err(Refused::new("malformed", IdentityError::BadCredentials));
     }
     let attempt = match identity.throttle.password(username, ip).await? {
         Ok(attempt) => attempt,
-        Err(wait) => {
-            sign_in_counted("throttled");
-            return Err(IdentityError::TooManyAttempts(wait));
-        }
+        Err(wait) => return Err(Refused::new("too_many_attempts", IdentityError::TooManyAttempts(wait))),
     };
     let name = username.to_string();
     let view = identity
@@ -151,25 +227,31 @@ pub async fn password_login(
         })
         .await?;
     let stored = view.as_ref().and_then(|v| v.user.password_hash.clone());
+    let has_password = stored.is_some();
     let matches = identity.passwords.verify(stored, password.to_string()).await?;
-    match view {
-        Some(view) if matches => {
-            identity.throttle.succeeded(attempt).await?;
-            // Only someone who knows the password learns that the account is disabled.
-            if let Err(refused) = super::check_status(&view.user) {
-                sign_in_counted("refused");
-                return Err(refused);
-            }
-            let (id, now) = (view.user.id.clone(), identity.clock.now_naive());
-            identity.db.run(move |conn| db::users::record_login(conn, &id, now)).await?;
-            sign_in_counted("success");
-            Ok(view)
-        }
-        _ => {
-            sign_in_counted("failure");
-            Err(IdentityError::BadCredentials)
-        }
+    let refused = |reason, view: &Option<UserView>, error| Refused {
+        error,
+        reason: Some(reason),
+        username: view.as_ref().map(|v| v.user.username.clone()),
+    };
+    if !matches {
+        let reason = match &view {
+            None => "unknown_user",
+            Some(_) if !has_password => "no_password",
+            Some(_) => "wrong_password",
+        };
+        return Err(refused(reason, &view, IdentityError::BadCredentials));
     }
+    let Some(view) = view else { return Err(refused("unknown_user", &None, IdentityError::BadCredentials)) };
+    identity.throttle.succeeded(attempt).await?;
+    // Only someone who knows the password learns that the account is disabled.
+    if let Err(err) = super::check_status(&view.user) {
+        let reason = if matches!(err, IdentityError::ApprovalPending) { "approval_pending" } else { "account_disabled" };
+        return Err(refused(reason, &Some(view), err));
+    }
+    let (id, now) = (view.user.id.clone(), identity.clock.now_naive());
+    identity.db.run(move |conn| db::users::record_login(conn, &id, now)).await?;
+    Ok(view)
 }
 
 /// Counts a password sign-in by outcome (`GET /metrics`).
@@ -188,6 +270,7 @@ pub async fn change_password(
     new_password: String,
     old_password: Option<String>,
     keep_api_tokens: bool,
+    client: &Origin,
 ) -> Result<(), IdentityError> {
     let is_self = caller.username.eq_ignore_ascii_case(target);
     let as_admin = caller.scopes.contains(Scope::UsersAdmin);
@@ -206,6 +289,11 @@ pub async fn change_password(
         let old = old_password
             .ok_or_else(|| IdentityError::InvalidInput("old_password is required to change your own password".into()))?;
         if !identity.passwords.verify(user.password_hash.clone(), old).await? {
+            let event = Event::failure(Kind::PasswordChanged)
+                .username(&user.username)
+                .origin(&client.by(&caller.username))
+                .detail("reason", "wrong_old_password");
+            identity.audit.record(event).await;
             return Err(IdentityError::Forbidden("old_password is wrong".into()));
         }
     }
@@ -215,16 +303,27 @@ pub async fn change_password(
     let hash = identity.passwords.hash(new_password).await?;
     let keep = if is_self { caller.session_id().map(str::to_string) } else { None };
     let now = identity.clock.now_naive();
-    let ended = identity
+    let event = Event::success(Kind::PasswordChanged)
+        .username(&user.username)
+        .origin(&client.by(&caller.username))
+        .detail("by_admin", !is_self)
+        .detail("kept_api_tokens", keep_api_tokens);
+    let audit = identity.audit.clone();
+    let which_tokens = !keep_api_tokens;
+    let (ended, row) = identity
         .db
         .run(move |conn| {
             db::write_transaction(conn, |conn| {
                 db::users::set_password_hash(conn, &user.id, &hash, now)?;
-                let which = super::EndWhich { sessions: true, keep_session: keep.as_deref(), api_tokens: !keep_api_tokens };
-                super::end_credentials_in(conn, &user.id, which, now)
+                let which = EndWhich { sessions: true, keep_session: keep.as_deref(), api_tokens: which_tokens };
+                let ended = super::end_credentials_in(conn, &user.id, which, now)?;
+                let row = audit.row(ended.counted(event));
+                db::audit_events::insert(conn, &row)?;
+                Ok((ended, row))
             })
         })
         .await?;
+    audit::log_stored(&[row]);
     identity.forget_ended(&ended);
     Ok(())
 }

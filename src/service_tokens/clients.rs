@@ -4,6 +4,7 @@
 //! random bits, shown once and stored as SHA-256 (enough for a random
 //! secret of that length; no password hashing needed).
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD;
@@ -15,6 +16,7 @@ use chrono::NaiveDateTime;
 use super::{ServiceTokens, TokenError};
 use crate::crypto::{constant_time_eq, OpaqueToken};
 use crate::db::{self, clients::ClientRow, DbConnection};
+use crate::identity::audit::{Event, Kind, Origin};
 
 /// Client secrets: `dmc_` makes them recognisable (secret scanners, logs).
 pub const CLIENT_SECRET: OpaqueToken = OpaqueToken::new("dmc_");
@@ -214,11 +216,30 @@ pub fn parse_basic(value: &str) -> Option<(String, String)> {
 }
 
 impl ServiceTokens {
-    /// The client proving itself with `id` and `secret` from `ip`. Attempts
-    /// are counted per (client id, address) before the check, shared by
-    /// every instance; past the limit that address waits (429), while the
-    /// right secret from any other address still works.
-    pub async fn authenticate_client(&self, id: &str, secret: &str, ip: std::net::IpAddr) -> Result<Arc<Client>, TokenError> {
+    /// The client proving itself with `id` and `secret` from `client`.
+    /// Attempts are counted per (client id, address) before the check,
+    /// shared by every instance; past the limit that address waits (429),
+    /// while the right secret from any other address still works. A refusal
+    /// is recorded (with the client id when it is printable); a fault of
+    /// ours (the database) is not a refusal.
+    pub async fn authenticate_client(&self, id: &str, secret: &str, client: &Origin) -> Result<Arc<Client>, TokenError> {
+        let result = self.check_client(id, secret, client.ip_or_unspecified()).await;
+        let reason = match &result {
+            Err(TokenError::TooManyAttempts(_)) => Some("too_many_attempts"),
+            Err(TokenError::InvalidClient(_)) => Some("invalid_client"),
+            _ => None,
+        };
+        if let Some(reason) = reason {
+            let mut event = Event::failure(Kind::ClientCredentialsFailed).origin(client).detail("reason", reason);
+            if !id.is_empty() && id.len() <= 100 && id.chars().all(|c| c.is_ascii_graphic()) {
+                event = event.detail("client_id", id);
+            }
+            self.audit.record(event).await;
+        }
+        result
+    }
+
+    async fn check_client(&self, id: &str, secret: &str, ip: IpAddr) -> Result<Arc<Client>, TokenError> {
         if id.is_empty() || id.len() > 100 {
             return Err(TokenError::InvalidClient("wrong client id or secret"));
         }

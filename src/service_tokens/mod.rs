@@ -16,6 +16,7 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::crypto::Vault;
 use crate::db::{Db, DbError};
+use crate::identity::audit::Audit;
 use crate::identity::throttle::Throttle;
 use crate::identity::IdentityError;
 
@@ -30,11 +31,12 @@ pub struct ServiceTokens {
     /// Client id -> the client, for `auth.cache_ttl`.
     clients: Cache<String, Arc<clients::Client>>,
     throttle: Throttle,
+    audit: Audit,
 }
 
 impl ServiceTokens {
     /// Keys and clients read from the database are trusted for `auth.cache_ttl`.
-    pub fn new(settings: Arc<Settings>, db: Db, clock: Clock, vault: Vault) -> Self {
+    pub fn new(settings: Arc<Settings>, db: Db, clock: Clock, vault: Vault, audit: Audit) -> Self {
         let ttl = settings.auth.cache_ttl.std();
         Self {
             throttle: Throttle::new(db.clone(), clock.clone()),
@@ -43,6 +45,7 @@ impl ServiceTokens {
             vault,
             keys: keys::KeyRing::new(ttl),
             clients: Cache::builder().max_capacity(100_000).time_to_live(ttl).build(),
+            audit,
             settings,
         }
     }

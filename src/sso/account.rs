@@ -11,8 +11,9 @@ use crate::crypto::Vault;
 use crate::db::identities::{self, IdentityRow};
 use crate::db::users::{self, UserView};
 use crate::db::{self, DbConnection, DbError};
-use crate::identity::sessions::{NewSession, ProviderLogin};
-use crate::identity::users::{new_user_row, valid_email, Username};
+use crate::identity::audit::{self, Event, Kind, Origin, Outcome};
+use crate::identity::sessions::{NewSession, ProviderLogin, SessionOrigin};
+use crate::identity::users::{created_event, new_user_row, valid_email, Username};
 use crate::identity::IdentityError;
 
 /// What a provider says about a user at sign-in.
@@ -76,10 +77,10 @@ pub struct Admission {
     pub channel: String,
 }
 
-/// Records a sign-in in one transaction: its `state` as used (refused with
-/// [`OidcError::Replayed`] if it already was), the user, created or
-/// updated, and their new browser session (none for a pending or disabled
-/// user).
+/// Records a sign-in from `client` in one transaction: the user, created or
+/// updated, their new browser session (none for a pending or disabled
+/// user), and its audit events (the user's creation, the sign-in or its
+/// refusal).
 pub async fn sign_in(
     sso: &Sso,
     provider_id: &str,
@@ -87,6 +88,7 @@ pub async fn sign_in(
     admission: Admission,
     login: ProviderLogin,
     state: UsedState,
+    client: &Origin,
 ) -> Result<SignedIn, OidcError> {
     let auth = &sso.settings.auth;
     let base_name = base_username(&profile).ok_or(OidcError::NoUsername)?;
@@ -100,29 +102,54 @@ pub async fn sign_in(
         next_refresh,
         now: sso.clock.now_naive(),
     };
-    let mut session = sso.identity.sessions.new_session("", Some(login));
+    let origin = SessionOrigin::sso(provider_id, client);
+    let mut session = sso.identity.sessions.new_session("", &origin, Some(login));
     for attempt in 0..3 {
         let (vault, profile, new_user, state) = (sso.vault.clone(), profile.clone(), new_user.clone(), state.clone());
+        let (audit, client, method) = (sso.identity.audit.clone(), client.clone(), origin.method.clone());
         let mut row = session.row.clone();
         let result = sso
             .db
             .run(move |conn| {
                 db::write_transaction(conn, |conn| {
                     if !state.record(conn)? {
-                        return Ok(Stored::Replayed);
+                        return Ok(Some((Stored::Replayed, Vec::new())));
                     }
-                    let Some(user) = upsert(conn, &vault, &profile, &new_user)? else {
-                        return Ok(Stored::NoUser);
+                    let Some((user, created)) = upsert(conn, &vault, &profile, &new_user)? else {
+                        return Ok(None);
                     };
-                    match user.user.status.as_str() {
-                        users::status::ACTIVE => {}
-                        users::status::PENDING => return Ok(Stored::Pending),
-                        _ => return Ok(Stored::Disabled),
+                    let by = client.by(&user.user.username);
+                    let mut events = Vec::new();
+                    if created {
+                        let created = created_event(&user.user).origin(&by).detail("provider", new_user.provider_id.clone());
+                        events.push(audit.row(created));
                     }
-                    users::record_login(conn, &user.user.id, new_user.now)?;
-                    row.user_id = user.user.id.clone();
-                    db::sessions::insert(conn, &row)?;
-                    Ok(Stored::Session(Box::new(user), row))
+                    let signed_in = |outcome| {
+                        Event::new(Kind::SignIn, outcome)
+                            .username(&user.user.username)
+                            .origin(&by)
+                            .detail("method", method.clone())
+                    };
+                    let stored = match user.user.status.as_str() {
+                        users::status::ACTIVE => {
+                            users::record_login(conn, &user.user.id, new_user.now)?;
+                            row.user_id = user.user.id.clone();
+                            db::sessions::insert(conn, &row)?;
+                            events.push(audit.row(signed_in(Outcome::Success).detail("session_id", row.id.clone())));
+                            Stored::Session(Box::new((user, row)))
+                        }
+                        status => {
+                            let (reason, stored) = if status == users::status::PENDING {
+                                ("approval_pending", Stored::Pending)
+                            } else {
+                                ("account_disabled", Stored::Disabled)
+                            };
+                            events.push(audit.row(signed_in(Outcome::Failure).detail("reason", reason)));
+                            stored
+                        }
+                    };
+                    db::audit_events::insert_all(conn, &events)?;
+                    Ok(Some((stored, events)))
                 })
             })
             .await;
@@ -131,14 +158,20 @@ pub async fn sign_in(
             // row; two callbacks of one state at once: the loser finds it used.
             Err(err) if err.is_unique_violation() && attempt < 2 => continue,
             Err(err) => return Err(err.into()),
-            Ok(Stored::Session(user, row)) => {
-                session.row = row;
-                return Ok(SignedIn::Session(Box::new((*user, session))));
+            Ok(Some((stored, events))) => {
+                audit::log_stored(&events);
+                return Ok(match stored {
+                    Stored::Session(stored) => {
+                        let (user, row) = *stored;
+                        session.row = row;
+                        SignedIn::Session(Box::new((user, session)))
+                    }
+                    Stored::Pending => SignedIn::Pending,
+                    Stored::Disabled => SignedIn::Disabled,
+                    Stored::Replayed => return Err(OidcError::Replayed),
+                });
             }
-            Ok(Stored::Pending) => return Ok(SignedIn::Pending),
-            Ok(Stored::Disabled) => return Ok(SignedIn::Disabled),
-            Ok(Stored::Replayed) => return Err(OidcError::Replayed),
-            Ok(Stored::NoUser) => break,
+            Ok(None) => break,
         }
     }
     Err(OidcError::Db(DbError::Query(diesel::result::Error::NotFound)))
@@ -146,30 +179,30 @@ pub async fn sign_in(
 
 /// What the sign-in's transaction did.
 enum Stored {
-    Session(Box<UserView>, crate::db::sessions::SessionRow),
+    Session(Box<(UserView, crate::db::sessions::SessionRow)>),
     Pending,
     Disabled,
     /// The `state` was already used: nothing was written.
     Replayed,
-    /// The user vanished between the upsert's writes and its read.
-    NoUser,
 }
 
-/// Adds the provider identity of `profile` to user `user_id` (linking): no
-/// user is created and no session opened. Refused when the identity
-/// belongs to someone else.
+/// Adds the provider identity of `profile` to user `user_id` (linking) from
+/// `client`, recorded in the same transaction: no user is created and no
+/// session opened. Refused when the identity belongs to someone else.
 pub async fn link(
     sso: &Sso,
     provider_id: &str,
     profile: ExternalProfile,
     user_id: &str,
     state: UsedState,
+    client: &Origin,
 ) -> Result<UserView, OidcError> {
     let auth = &sso.settings.auth;
     let now = sso.clock.now_naive();
     let valid_until = now + auth.external_validity.delta();
     let next_refresh = profile.refresh_token.as_ref().map(|_| next_refresh_at(auth, valid_until));
     let (vault, provider_id, user_id) = (sso.vault.clone(), provider_id.to_string(), user_id.to_string());
+    let (audit, client) = (sso.identity.audit.clone(), client.clone());
     let linked = sso
         .db
         .run(move |conn| {
@@ -183,23 +216,40 @@ pub async fn link(
                 if let Err(e) = crate::identity::check_status(&user) {
                     return Ok(Err(OidcError::Identity(e)));
                 }
-                if let Some(identity) = identities::find_by_subject(conn, &profile.issuer, &profile.subject)? {
-                    if identity.user_id != user_id {
-                        return Ok(Err(OidcError::IdentityTaken));
+                let added = match identities::find_by_subject(conn, &profile.issuer, &profile.subject)? {
+                    Some(identity) if identity.user_id != user_id => return Ok(Err(OidcError::IdentityTaken)),
+                    Some(identity) => {
+                        let sealed = profile.refresh_token.as_ref().map(|t| vault.seal(&refresh_token_context(&identity.id), t));
+                        identities::record_login(conn, &identity.id, valid_until, sealed.as_deref(), next_refresh, now)?;
+                        false
                     }
-                    let sealed = profile.refresh_token.as_ref().map(|t| vault.seal(&refresh_token_context(&identity.id), t));
-                    identities::record_login(conn, &identity.id, valid_until, sealed.as_deref(), next_refresh, now)?;
-                } else {
-                    insert_identity(conn, &vault, &profile, &provider_id, &user_id, valid_until, next_refresh, now)?;
-                }
-                Ok(users::view_by_id(conn, &user_id)?.ok_or(OidcError::Identity(IdentityError::InvalidSession)))
+                    None => {
+                        insert_identity(conn, &vault, &profile, &provider_id, &user_id, valid_until, next_refresh, now)?;
+                        true
+                    }
+                };
+                let event = audit.row(
+                    Event::success(Kind::IdentityLinked)
+                        .username(&user.username)
+                        .origin(&client.by(&user.username))
+                        .detail("provider", provider_id.clone())
+                        .detail("subject", profile.subject.clone())
+                        .detail("added", added),
+                );
+                db::audit_events::insert(conn, &event)?;
+                Ok(users::view_by_id(conn, &user_id)?
+                    .map(|view| (view, event))
+                    .ok_or(OidcError::Identity(IdentityError::InvalidSession)))
             })
         })
         .await;
     match linked {
         Err(err) if err.is_unique_violation() => Err(OidcError::IdentityTaken),
         Err(err) => Err(err.into()),
-        Ok(result) => result,
+        Ok(result) => result.map(|(view, event)| {
+            audit::log_stored(&[event]);
+            view
+        }),
     }
 }
 
@@ -219,7 +269,7 @@ fn upsert(
     vault: &Vault,
     profile: &ExternalProfile,
     new: &NewExternalUser,
-) -> diesel::QueryResult<Option<UserView>> {
+) -> diesel::QueryResult<Option<(UserView, bool)>> {
     let email = profile.email.as_deref().filter(|e| valid_email(e));
     let name = profile.name.as_deref().map(|n| n.chars().filter(|c| !c.is_control()).take(200).collect::<String>());
     if let Some(identity) = identities::find_by_subject(conn, &profile.issuer, &profile.subject)? {
@@ -230,7 +280,7 @@ fn upsert(
         }
         let sealed = profile.refresh_token.as_ref().map(|t| vault.seal(&refresh_token_context(&identity.id), t));
         identities::record_login(conn, &identity.id, new.valid_until, sealed.as_deref(), new.next_refresh, new.now)?;
-        return users::view_by_id(conn, &identity.user_id);
+        return Ok(users::view_by_id(conn, &identity.user_id)?.map(|view| (view, false)));
     }
     let username = unique_username(conn, &new.base_name)?;
     let is_admin = new.admission.is_admin.unwrap_or(false);
@@ -241,7 +291,7 @@ fn upsert(
     }
     users::insert(conn, &user)?;
     insert_identity(conn, vault, profile, &new.provider_id, &user.id, new.valid_until, new.next_refresh, new.now)?;
-    users::view_by_id(conn, &user.id)
+    Ok(users::view_by_id(conn, &user.id)?.map(|view| (view, true)))
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -21,6 +21,7 @@ use super::{OidcError, Sso};
 use crate::config::Approval;
 use crate::crypto::{constant_time_eq, sha256_hex};
 use crate::db;
+use crate::identity::audit::{Event, Kind, Origin};
 use crate::identity::sessions::{ProviderLogin, SessionCredentials};
 use crate::identity::IdentityError;
 
@@ -101,13 +102,33 @@ pub struct Completed {
     pub steps: Vec<(&'static str, Duration)>,
 }
 
-/// `GET /oidc/callback`: validates the response and signs the user in.
+/// `GET /oidc/callback`: validates the response and signs the user in (or
+/// links the provider account to the signed-in user) from `client`.
 /// The `state` is checked first: nothing of a response that does not belong
 /// to this browser's sign-in (its `error`, its `error_description`) is used
-/// or shown.
-pub async fn finish(sso: &Sso, pending: Option<PendingLogin>, query: CallbackQuery) -> Result<Completed, OidcError> {
+/// or shown. A success, and a stored user's refusal, are recorded in the
+/// transaction that stores them; any other failure on its own (a callback
+/// with no sign-in under way in this browser is no attempt, and is not).
+pub async fn finish(
+    sso: &Sso,
+    pending: Option<PendingLogin>,
+    query: CallbackQuery,
+    client: &Origin,
+) -> Result<Completed, OidcError> {
     let method = pending.as_ref().map_or_else(|| "sso".to_string(), |p| format!("sso:{}", p.provider));
-    let result = finish_checked(sso, pending, query).await;
+    let linking = pending.as_ref().is_some_and(|p| p.link_user.is_some());
+    let result = match finish_checked(sso, pending, query, client).await {
+        Ok(Finished::Completed(done)) => Ok(done),
+        Ok(Finished::Refused(err)) => Err(err),
+        Err(err) => {
+            if let Some(reason) = failure_reason(&err) {
+                let kind = if linking { Kind::IdentityLinked } else { Kind::SignIn };
+                let event = Event::failure(kind).origin(client).detail("method", method.clone()).detail("reason", reason);
+                sso.identity.audit.record(event).await;
+            }
+            Err(err)
+        }
+    };
     let outcome = match &result {
         Ok(_) => "success",
         Err(OidcError::Unavailable(_) | OidcError::ProviderUnreachable(_)) => "unavailable",
@@ -121,7 +142,34 @@ pub async fn finish(sso: &Sso, pending: Option<PendingLogin>, query: CallbackQue
     result
 }
 
-async fn finish_checked(sso: &Sso, pending: Option<PendingLogin>, query: CallbackQuery) -> Result<Completed, OidcError> {
+/// The reason a failed callback is recorded under; `None` for our own
+/// faults (the database), which are logged instead, and for a callback
+/// without a sign-in under way.
+fn failure_reason(err: &OidcError) -> Option<&'static str> {
+    match err {
+        OidcError::Db(_) | OidcError::Identity(IdentityError::Db(_) | IdentityError::Internal(_)) => None,
+        OidcError::MissingFlow => None,
+        OidcError::Identity(IdentityError::AccountDisabled) => Some("account_disabled"),
+        OidcError::Identity(IdentityError::ApprovalPending) => Some("approval_pending"),
+        OidcError::Identity(IdentityError::InvalidSession) => Some("invalid_session"),
+        other => Some(other.code()),
+    }
+}
+
+/// How a callback that went through ended.
+enum Finished {
+    Completed(Completed),
+    /// Refused by the provider's rules or the user's status; the refusal is
+    /// recorded already.
+    Refused(OidcError),
+}
+
+async fn finish_checked(
+    sso: &Sso,
+    pending: Option<PendingLogin>,
+    query: CallbackQuery,
+    client: &Origin,
+) -> Result<Finished, OidcError> {
     let started = Instant::now();
     let pending = check_state(sso, pending, &query)?;
     refuse_provider_error(&query)?;
@@ -156,12 +204,28 @@ async fn finish_checked(sso: &Sso, pending: Option<PendingLogin>, query: Callbac
     let recording = Instant::now();
     let rules = &provider.settings.access;
     let facts = Facts { email: profile.email.clone(), email_verified: profile.email_verified, groups: profile.groups.clone() };
-    let verdict = rules::check(rules, &facts).map_err(OidcError::AccessDenied)?;
+    let verdict = match rules::check(rules, &facts) {
+        Ok(verdict) => verdict,
+        Err(rule) => {
+            let kind = if pending.link_user.is_some() { Kind::IdentityLinked } else { Kind::SignIn };
+            let mut event = Event::failure(kind)
+                .origin(client)
+                .detail("method", format!("sso:{}", provider.settings.id))
+                .detail("reason", "access_denied")
+                .detail("rule", rule.clone())
+                .detail("subject", profile.subject.clone());
+            if let Some(email) = &profile.email {
+                event = event.detail("email", email.clone());
+            }
+            sso.identity.audit.record(event).await;
+            return Ok(Finished::Refused(OidcError::AccessDenied(rule)));
+        }
+    };
     let state = UsedState::of(sso, &pending);
     if let Some(user_id) = &pending.link_user {
-        account::link(sso, &provider.settings.id, profile, user_id, state).await?;
+        account::link(sso, &provider.settings.id, profile, user_id, state, client).await?;
         steps.push(("link", recording.elapsed()));
-        return Ok(Completed { credentials: None, next: pending.next, provider_time, steps });
+        return Ok(Finished::Completed(Completed { credentials: None, next: pending.next, provider_time, steps }));
     }
     let provider_login = ProviderLogin {
         provider_id: provider.settings.id.clone(),
@@ -173,16 +237,16 @@ async fn finish_checked(sso: &Sso, pending: Option<PendingLogin>, query: Callbac
         approval: rules.approval == Approval::Admin,
         channel: rules.channel.clone().unwrap_or_else(|| sso.settings.auth.default_channel.clone()),
     };
-    let signed_in = account::sign_in(sso, &provider.settings.id, profile, admission, provider_login, state).await?;
+    let signed_in = account::sign_in(sso, &provider.settings.id, profile, admission, provider_login, state, client).await?;
     steps.push(("sign-in", recording.elapsed()));
     match signed_in {
         SignedIn::Session(signed_in) => {
             let (user, session) = *signed_in;
             let credentials = sso.identity.sessions.credentials(session, &user);
-            Ok(Completed { credentials: Some(credentials), next: pending.next, provider_time, steps })
+            Ok(Finished::Completed(Completed { credentials: Some(credentials), next: pending.next, provider_time, steps }))
         }
-        SignedIn::Pending => Err(IdentityError::ApprovalPending.into()),
-        SignedIn::Disabled => Err(IdentityError::AccountDisabled.into()),
+        SignedIn::Pending => Ok(Finished::Refused(IdentityError::ApprovalPending.into())),
+        SignedIn::Disabled => Ok(Finished::Refused(IdentityError::AccountDisabled.into())),
     }
 }
 

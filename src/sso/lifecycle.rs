@@ -15,7 +15,8 @@ use super::id_token::{self, Expected};
 use super::rules::{self, Facts};
 use super::{OidcError, Sso};
 use crate::db::identities::{self, IdentityRow};
-use crate::db::users;
+use crate::db::{self as store, audit_events, users, DbConnection};
+use crate::identity::audit::{self, Audit, Event, Kind};
 
 /// How long one instance holds a row it is refreshing.
 const LEASE: TimeDelta = TimeDelta::seconds(60);
@@ -77,34 +78,56 @@ pub async fn refresh_identity(sso: &Sso, identity: IdentityRow) -> Outcome {
     let result = exchange_refresh_token(sso, &identity).await;
     let id = identity.id.clone();
     let now = sso.clock.now_naive();
+    let audit = sso.identity.audit.clone();
+    let (user_id, provider_id) = (identity.user_id.clone(), identity.provider_id.clone());
     let outcome = match result {
         Ok(Refreshed { rotated, is_admin }) => {
             let valid_until = now + sso.settings.auth.external_validity.delta();
             let next = next_refresh_at(&sso.settings.auth, valid_until);
             let sealed = rotated.map(|t| sso.vault.seal(&refresh_token_context(&identity.id), &t));
-            let user_id = identity.user_id.clone();
+            let mut event = Event::success(Kind::ProviderRefresh)
+                .detail("result", "refreshed")
+                .detail("valid_until", valid_until.and_utc().to_rfc3339());
+            if let Some(is_admin) = is_admin {
+                event = event.detail("is_admin", is_admin);
+            }
             let stored = sso
                 .db
                 .run(move |conn| {
-                    crate::db::write_transaction(conn, |conn| {
+                    store::write_transaction(conn, |conn| {
                         identities::refreshed(conn, &id, valid_until, sealed.as_deref(), next, now)?;
                         if let Some(is_admin) = is_admin {
                             // `admin_groups` follows the provider at every refresh.
                             let changes = users::UserChanges { is_admin: Some(is_admin), ..Default::default() };
                             users::update(conn, &user_id, &changes)?;
                         }
-                        Ok(())
+                        record_refresh(conn, &audit, event, &user_id, &provider_id)
                     })
                 })
                 .await;
             match stored {
-                Ok(_) => Outcome::Refreshed(valid_until),
+                Ok(event) => {
+                    audit::log_stored(&[event]);
+                    Outcome::Refreshed(valid_until)
+                }
                 Err(_) => Outcome::Retry,
             }
         }
         Err(Failure::Refused(reason)) => {
             log::warn!("provider {} refused to refresh user {}: {reason}", identity.provider_id, identity.user_id);
-            let _ = sso.db.run(move |conn| identities::refused(conn, &id, now)).await;
+            let event = Event::failure(Kind::ProviderRefresh).detail("result", "refused").detail("reason", reason);
+            let stored = sso
+                .db
+                .run(move |conn| {
+                    store::write_transaction(conn, |conn| {
+                        identities::refused(conn, &id, now)?;
+                        record_refresh(conn, &audit, event, &user_id, &provider_id)
+                    })
+                })
+                .await;
+            if let Ok(event) = stored {
+                audit::log_stored(&[event]);
+            }
             Outcome::Refused
         }
         Err(Failure::Unreachable(reason)) => {
@@ -116,7 +139,22 @@ pub async fn refresh_identity(sso: &Sso, identity: IdentityRow) -> Outcome {
                 identity.user_id
             );
             let next = now + TimeDelta::seconds(wait);
-            let _ = sso.db.run(move |conn| identities::retry_later(conn, &id, failures, next)).await;
+            let event = Event::failure(Kind::ProviderRefresh)
+                .detail("result", "unreachable")
+                .detail("reason", reason)
+                .detail("attempt", failures);
+            let stored = sso
+                .db
+                .run(move |conn| {
+                    store::write_transaction(conn, |conn| {
+                        identities::retry_later(conn, &id, failures, next)?;
+                        record_refresh(conn, &audit, event, &user_id, &provider_id)
+                    })
+                })
+                .await;
+            if let Ok(event) = stored {
+                audit::log_stored(&[event]);
+            }
             Outcome::Retry
         }
     };
@@ -130,6 +168,21 @@ pub async fn refresh_identity(sso: &Sso, identity: IdentityRow) -> Outcome {
         .increment(1);
     sso.refresh_inflight.invalidate(&identity.user_id).await;
     outcome
+}
+
+/// Stores a refresh outcome of `user_id` at `provider_id` (inside the
+/// transaction that records it); the stored row, to log once committed.
+fn record_refresh(
+    conn: &mut DbConnection,
+    audit: &Audit,
+    mut event: Event,
+    user_id: &str,
+    provider_id: &str,
+) -> diesel::QueryResult<audit_events::AuditRow> {
+    event.username = users::username_of(conn, user_id)?;
+    let row = audit.row(event.detail("provider", provider_id));
+    audit_events::insert(conn, &row)?;
+    Ok(row)
 }
 
 enum Failure {

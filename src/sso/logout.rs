@@ -13,6 +13,7 @@ use super::{OidcError, Sso};
 use crate::config::ProviderSettings;
 use crate::db::identities::{self, IdentityRow};
 use crate::db::{self, sessions::SessionRow, users::UserView};
+use crate::identity::audit::{self, Event, Kind, Origin};
 use crate::identity::{end_credentials_in, EndWhich, EndedCredentials};
 
 const BACKCHANNEL_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
@@ -80,16 +81,34 @@ async fn revoke_refresh_token(sso: &Sso, provider: &ProviderSettings, ready: &Re
     }
 }
 
-/// `POST /oidc/backchannel-logout`: validates the provider's logout token
-/// (signature with an algorithm the provider announced, iss, aud, iat, exp,
-/// jti, events, sid or sub, no nonce), redeems its `jti` once, and ends what
-/// it names on every instance: with `sid`, the sessions opened in that
-/// provider session; with `sub` alone, every session of the user; whenever
-/// `sub` names a user, their API tokens too. A `sid`-only token leaves API
-/// tokens alone: it names one browser session at the provider, not the
-/// person, and an API token belongs to no browser session.
-/// Returns how many sessions ended.
-pub async fn backchannel(sso: &Sso, logout_token: &str) -> Result<usize, OidcError> {
+/// `POST /oidc/backchannel-logout` from `client`: validates the provider's
+/// logout token (signature with an algorithm the provider announced, iss,
+/// aud, iat, exp, jti, events, sid or sub, no nonce), redeems its `jti`
+/// once, and ends what it names on every instance: with `sid`, the sessions
+/// opened in that provider session; with `sub` alone, every session of the
+/// user; whenever `sub` names a user, their API tokens too. A `sid`-only
+/// token leaves API tokens alone: it names one browser session at the
+/// provider, not the person, and an API token belongs to no browser session.
+/// What ended is recorded in the same transaction; a refused token is
+/// recorded too. Returns how many sessions ended.
+pub async fn backchannel(sso: &Sso, logout_token: &str, client: &Origin) -> Result<usize, OidcError> {
+    let result = backchannel_checked(sso, logout_token, client).await;
+    match &result {
+        // Our own fault (the database): logged, not the provider's doing.
+        Err(OidcError::Db(_)) => {}
+        Err(err) => {
+            let event = Event::failure(Kind::BackchannelLogout)
+                .origin(client)
+                .detail("reason", err.code())
+                .detail("message", err.to_string());
+            sso.identity.audit.record(event).await;
+        }
+        Ok(_) => {}
+    }
+    result
+}
+
+async fn backchannel_checked(sso: &Sso, logout_token: &str, client: &Origin) -> Result<usize, OidcError> {
     let bad = |m: &str| OidcError::InvalidLogoutToken(m.to_string());
     let header = jsonwebtoken::decode_header(logout_token).map_err(|_| bad("not a signed JWT"))?;
     if matches!(header.alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
@@ -142,6 +161,8 @@ pub async fn backchannel(sso: &Sso, logout_token: &str) -> Result<usize, OidcErr
         .map(|t| t.naive_utc())
         .ok_or_else(|| bad("exp is out of range"))?;
     let at = sso.clock.now_naive();
+    let audit = sso.identity.audit.clone();
+    let client = client.clone();
     let outcome = sso
         .db
         .run(move |conn| {
@@ -151,10 +172,12 @@ pub async fn backchannel(sso: &Sso, logout_token: &str) -> Result<usize, OidcErr
                     return Ok(None);
                 }
                 let mut ended = EndedCredentials::default();
+                let mut users = Vec::new();
                 if let Some(sid) = &sid {
                     for session in db::sessions::find_by_provider_sid(conn, &provider_id, sid)? {
                         db::sessions::revoke(conn, &session.id, at)?;
                         ended.session_ids.push(session.id);
+                        users.push(session.user_id);
                     }
                     ended.announce(conn)?;
                 }
@@ -164,13 +187,28 @@ pub async fn backchannel(sso: &Sso, logout_token: &str) -> Result<usize, OidcErr
                         let of_user = end_credentials_in(conn, &identity.user_id, which, at)?;
                         log::info!("back-channel logout: {} API token(s) of the user ended", of_user.token_hashes.len());
                         ended.extend(of_user);
+                        users.push(identity.user_id);
                     }
                 }
-                Ok(Some(ended))
+                users.sort();
+                users.dedup();
+                let mut event = ended.counted(
+                    Event::success(Kind::BackchannelLogout)
+                        .origin(&client)
+                        .detail("provider", provider_id.clone())
+                        .detail("by", if sid.is_some() { "sid" } else { "sub" }),
+                );
+                if let [user_id] = users.as_slice() {
+                    event.username = db::users::username_of(conn, user_id)?;
+                }
+                let event = audit.row(event);
+                db::audit_events::insert(conn, &event)?;
+                Ok(Some((ended, event)))
             })
         })
         .await?;
-    let ended = outcome.ok_or_else(|| bad("this logout token was already used"))?;
+    let (ended, event) = outcome.ok_or_else(|| bad("this logout token was already used"))?;
+    audit::log_stored(&[event]);
     sso.identity.forget_ended(&ended);
     let ended = ended.session_ids.len();
     log::info!("back-channel logout from provider {}: {ended} session(s) ended", provider.settings.id);

@@ -144,3 +144,23 @@ async fn device_sign_in_approved_in_chromium_while_the_python_client_polls() {
     let me: Value = app.get_bearer("/me", token).await.json().await.unwrap();
     assert_eq!(me["username"], "dana");
 }
+
+/// A person ends another browser's session from the signed-in page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_is_ended_from_the_signed_in_page() {
+    let app = spawn_app(Backend::Sqlite).await;
+    app.create_user("alice", "correct horse", false);
+    // Another browser of alice's, signed in first.
+    let other = app.another_browser();
+    assert_eq!(other.login("alice", "correct horse").await.status(), 200);
+    let shot = std::env::var("SESSIONS_SCREENSHOT").unwrap_or_default();
+    let mut args = vec![app.address.clone(), "alice".into(), "correct horse".into()];
+    if !shot.is_empty() {
+        args.push(shot);
+    }
+    let verdict = browser("end_session.mjs", args).await;
+    assert_eq!(verdict["ok"], true, "{verdict}");
+    assert_eq!((verdict["before"].as_u64(), verdict["after"].as_u64()), (Some(2), Some(1)), "{verdict}");
+    assert_eq!(verdict["cspViolations"], 0, "the page's script runs under its policy: {verdict}");
+    assert_eq!(other.get("/me").await.status(), 401, "the other browser is signed out");
+}

@@ -5,6 +5,7 @@ mod helpers;
 
 mod access;
 mod admin;
+mod audit;
 mod bad_input;
 mod browser;
 mod cli;
@@ -20,5 +21,6 @@ mod real_sso;
 mod revocation;
 mod service_jwt;
 mod session;
+mod session_list;
 mod tokens;
 mod users;

@@ -88,6 +88,20 @@ async fn each_cause_on_one_instance_is_seen_on_the_other_within_a_second() {
     assert_eq!(browser.post_empty("/me/logout").await.status(), 200);
     delays.push(within_a_second("logout", || async { status_with_cookie(&a, &access).await == 401 }).await);
 
+    // A session ended from the list on B: the other browser's cookie, cached on A, is refused on A.
+    let phone = a.another_browser();
+    assert_eq!(phone.login("alice", PASSWORD).await.status(), 200);
+    let phone_access = phone.cookie("doorman_access").unwrap();
+    assert_eq!(status_with_cookie(&a, &phone_access).await, 200, "A caches the session as live");
+    let laptop = b.another_browser();
+    assert_eq!(laptop.login("alice", PASSWORD).await.status(), 200);
+    let listed: Vec<Value> = laptop.get("/me/sessions").await.json().await.unwrap();
+    let phone_id = listed.iter().find(|s| s["current"] == false).expect("the phone's session is listed")["id"].clone();
+    assert_eq!(laptop.delete(&format!("/me/sessions/{}", phone_id.as_str().unwrap())).await.status(), 204);
+    delays.push(
+        within_a_second("session ended from the list", || async { status_with_cookie(&a, &phone_access).await == 401 }).await,
+    );
+
     // Token revocation on B: the bearer token A has cached is refused on A.
     let browser = b.another_browser();
     assert_eq!(browser.login("alice", PASSWORD).await.status(), 200);
@@ -339,8 +353,8 @@ async fn both_refused(b: &TestApp, browser: &TestApp, token: &str) -> bool {
 
 /// What an administrator does on A to a user whose cookie and bearer token B
 /// has cached for an hour: disabling, deleting, signing them out everywhere
-/// (`Identity::end_all_credentials`, as every "end all of a user" path does)
-/// and a demotion are all followed by B within a second.
+/// (`POST /users/{username}/sign-out`) and a demotion are all followed by B
+/// within a second.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn administration_on_one_instance_is_seen_on_the_other_within_a_second() {
     let (a, b, _op) = two_instances().await;
@@ -361,14 +375,11 @@ async fn administration_on_one_instance_is_seen_on_the_other_within_a_second() {
     assert_eq!(root.delete("/users/carol").await.status(), 204);
     delays.push(within_a_second("user deleted", || both_refused(&b, &carol, &carol_token)).await);
 
-    // Every credential of a user ended on A (an administrator's sign-out).
+    // Every credential of a user ended on A: an administrator's sign-out.
     a.create_user("dave", PASSWORD, false);
     let (dave, dave_token) = cached_on(&b, "dave").await;
-    let user_id =
-        a.state.db.run(|conn| doorman::db::users::find_by_username(conn, "dave")).await.unwrap().expect("dave exists").id;
-    let ended = a.state.identity.end_all_credentials(&user_id).await.unwrap();
-    assert_eq!((ended.session_ids.len(), ended.token_hashes.len()), (1, 1));
-    delays.push(within_a_second("every credential ended", || both_refused(&b, &dave, &dave_token)).await);
+    assert_eq!(root.post_empty("/users/dave/sign-out").await.status(), 204);
+    delays.push(within_a_second("user signed out", || both_refused(&b, &dave, &dave_token)).await);
 
     // An administrator demoted on A: their bearer token, cached by B with
     // `users:admin`, loses it on B too.

@@ -8,6 +8,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use crate::crypto::constant_time_eq;
+use crate::http::client::ClientInfo;
 use crate::http::cookies::{ACCESS, CSRF};
 use crate::http::error::{internal, ApiError};
 use crate::http::state::AppState;
@@ -99,12 +100,13 @@ fn back(done: &str, name: &str) -> HttpResponse {
 pub async fn approve(
     state: web::Data<AppState>,
     req: HttpRequest,
+    client: ClientInfo,
     username: web::Path<String>,
     form: web::Form<ActionForm>,
 ) -> Result<HttpResponse, ApiError> {
-    admin_caller(&state, &req).await?;
+    let caller = admin_caller(&state, &req).await?;
     check_form_csrf(&req, &form)?;
-    admin::approve(&state.identity, &username, Approval::default()).await?;
+    admin::approve(&state.identity, &username, Approval::default(), &client.origin().by(&caller.username)).await?;
     Ok(back("approved", &username))
 }
 
@@ -112,15 +114,16 @@ pub async fn approve(
 pub async fn reject(
     state: web::Data<AppState>,
     req: HttpRequest,
+    client: ClientInfo,
     username: web::Path<String>,
     form: web::Form<ActionForm>,
 ) -> Result<HttpResponse, ApiError> {
-    admin_caller(&state, &req).await?;
+    let caller = admin_caller(&state, &req).await?;
     check_form_csrf(&req, &form)?;
     let user = admin::get(&state.identity, &username).await?;
     if user.user.status != crate::db::users::status::PENDING {
         return Err(IdentityError::NotPending.into());
     }
-    admin::delete(&state.identity, &username).await?;
+    admin::delete(&state.identity, &username, &client.origin().by(&caller.username)).await?;
     Ok(back("rejected", &username))
 }

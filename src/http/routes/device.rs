@@ -203,15 +203,9 @@ pub async fn decide(
         return render(&state, page);
     };
     let attempt = Attempt { session_id, ip: client.ip };
-    match state.identity.device.decide(&attempt, &principal, code, decision).await {
+    let origin = client.origin().by(&principal.username);
+    match state.identity.device.decide(&attempt, &principal, code, decision, &origin).await {
         Ok(request) => {
-            log::info!(
-                target: "doorman::audit",
-                "device sign-in {} by {} for {:?}",
-                if decision == Decision::Approve { "approved" } else { "denied" },
-                principal.username,
-                request.client_id
-            );
             page.step = "done";
             page.outcome = Some(if decision == Decision::Approve { "approved" } else { "denied" });
             page.request = Some(&request);

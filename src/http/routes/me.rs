@@ -10,7 +10,7 @@ use crate::http::error::ApiError;
 use crate::http::extract::check_csrf;
 use crate::http::state::AppState;
 use crate::identity::principal::{MeJson, UserJson};
-use crate::identity::{users, IdentityError, Principal};
+use crate::identity::{sessions, users, IdentityError, Principal};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -29,8 +29,9 @@ pub async fn login(
     client: ClientInfo,
     body: web::Json<Credentials>,
 ) -> Result<HttpResponse, ApiError> {
-    let user = users::password_login(&state.identity, &body.username, &body.password, client.ip).await?;
-    let issued = state.identity.sessions.open(&user).await?;
+    let origin = client.origin();
+    let user = users::password_login(&state.identity, &body.username, &body.password, &origin).await?;
+    let issued = state.identity.sessions.open(&user, &origin).await?;
     let mut response = HttpResponse::Ok();
     response.insert_header(NO_STORE);
     for cookie in cookies::login(&state.settings, &issued) {
@@ -53,10 +54,10 @@ pub async fn refresh(state: web::Data<AppState>, req: HttpRequest) -> Result<Htt
         .json(serde_json::json!({"refreshed": true})))
 }
 
-pub async fn logout(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn logout(state: web::Data<AppState>, req: HttpRequest, client: ClientInfo) -> Result<HttpResponse, ApiError> {
     let token = session_cookie(&req)?;
     check_csrf(&req)?;
-    let ended = state.identity.sessions.logout(&token).await?;
+    let ended = sessions::logout(&state.identity, &token, &client.origin()).await?;
     let logout_url = match ended {
         Some((session, user)) => crate::sso::logout::after_session_end(&state.sso, &session, &user).await,
         None => None,
@@ -67,4 +68,21 @@ pub async fn logout(state: web::Data<AppState>, req: HttpRequest) -> Result<Http
         response.cookie(cookie);
     }
     Ok(response.json(serde_json::json!({"logged_out": true, "logout_url": logout_url})))
+}
+
+/// `GET /me/sessions`: the caller's live browser sessions.
+pub async fn sessions(state: web::Data<AppState>, principal: Principal) -> Result<HttpResponse, ApiError> {
+    let list = state.identity.sessions.list(&principal.user_id, principal.session_id()).await?;
+    Ok(HttpResponse::Ok().insert_header(NO_STORE).json(list))
+}
+
+/// `DELETE /me/sessions/{id}`: ends one of the caller's sessions.
+pub async fn end_session(
+    state: web::Data<AppState>,
+    principal: Principal,
+    client: ClientInfo,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    sessions::end_own(&state.identity, &principal, &id, &client.origin()).await?;
+    Ok(HttpResponse::NoContent().finish())
 }

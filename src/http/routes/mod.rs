@@ -1,6 +1,7 @@
 //! The route table: every endpoint, and the scope it needs, in one place.
 
 mod admin;
+mod audit;
 mod device;
 mod health;
 mod info;
@@ -56,6 +57,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &AppState) {
         .route("/me/logout", web::post().to(me::logout))
         // API: cookie or bearer, with the scope each needs.
         .service(web::resource("/me").wrap(require(Scope::Account)).get(me::show))
+        .service(web::resource("/me/sessions").wrap(require(Scope::Account)).get(me::sessions))
+        .service(web::resource("/me/sessions/{id}").wrap(require(Scope::Account)).delete(me::end_session))
         .service(web::resource("/users").guard(guard::Get()).wrap(require(Scope::UsersRead)).get(users::list))
         .service(web::resource("/users").guard(guard::Post()).wrap(require(Scope::UsersAdmin)).post(users::create))
         .service(web::resource("/users/{username}").guard(guard::Get()).wrap(require(Scope::UsersRead)).get(users::show))
@@ -70,6 +73,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &AppState) {
             // The user themself (account) or an admin (users:admin, checked inside).
             web::resource("/users/{username}/password").wrap(require(Scope::Account)).put(users::set_password),
         )
+        .service(web::resource("/users/{username}/sessions").wrap(require(Scope::UsersAdmin)).get(users::sessions))
+        .service(web::resource("/users/{username}/sign-out").wrap(require(Scope::UsersAdmin)).post(users::sign_out))
+        .service(web::resource("/audit-events").wrap(require(Scope::UsersAdmin)).get(audit::list))
         // Bearer tokens for SDKs: minted from a browser session only (checked inside).
         .service(web::resource("/api-token-tap").wrap(require(Scope::Tokens)).get(tokens::tap_get).post(tokens::tap_post))
         // Own tokens; everyone's with users:admin (checked inside).

@@ -7,6 +7,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use super::NO_STORE;
+use crate::http::client::ClientInfo;
 use crate::http::cookies;
 use crate::http::error::ApiError;
 use crate::http::next_path::NextTarget;
@@ -68,7 +69,8 @@ pub async fn callback(state: web::Data<AppState>, req: HttpRequest, session: Ses
     let query = web::Query::<CallbackQuery>::from_query(req.query_string()).map(|q| q.into_inner()).unwrap_or_default();
     let started = std::time::Instant::now();
     let pending = pending::peek(&session);
-    match flow::finish(&state.sso, pending, query).await {
+    let client = ClientInfo::of(&req, &state.settings.server.trusted_proxies).origin();
+    match flow::finish(&state.sso, pending, query, &client).await {
         Ok(done) => {
             pending::clear(&session);
             let total = started.elapsed();
@@ -155,8 +157,9 @@ pub struct BackchannelLogout {
 /// `POST /oidc/backchannel-logout`: 200 when the logout token is valid, else 400.
 pub async fn backchannel_logout(
     state: web::Data<AppState>,
+    client: ClientInfo,
     form: web::Form<BackchannelLogout>,
 ) -> Result<HttpResponse, ApiError> {
-    crate::sso::logout::backchannel(&state.sso, &form.logout_token).await?;
+    crate::sso::logout::backchannel(&state.sso, &form.logout_token, &client.origin()).await?;
     Ok(HttpResponse::Ok().insert_header(NO_STORE).finish())
 }

@@ -11,6 +11,7 @@ use crate::http::hardening;
 use crate::http::next_path::NextTarget;
 use crate::http::state::AppState;
 use crate::http::{cookies, extract};
+use crate::identity::sessions::SessionInfo;
 use crate::identity::IdentityError;
 
 #[derive(Deserialize)]
@@ -102,13 +103,15 @@ pub async fn home(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
         .filter(|p| !providers.iter().any(|(id, _)| *id == p.id))
         .map(|p| (p.id.clone(), p.name.clone()))
         .collect();
+    let sessions: Vec<SessionView> =
+        state.identity.sessions.list(&who.user_id, who.session_id()).await?.into_iter().map(SessionView::from).collect();
     let page = state
         .templates
         .render(
             "signed_in.html",
             minijinja::context! {
                 username => who.username, email => who.email, is_external => who.is_external,
-                is_admin => who.is_admin, providers => providers, linkable => linkable,
+                is_admin => who.is_admin, providers => providers, linkable => linkable, sessions => sessions,
             },
         )
         .map_err(|e| internal(&e))?;
@@ -117,4 +120,31 @@ pub async fn home(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
         response.add_cookie(&cookie).map_err(|e| internal(&e))?;
     }
     Ok(response)
+}
+
+/// A session as the signed-in page shows it: times in words a person reads.
+#[derive(serde::Serialize)]
+struct SessionView {
+    id: String,
+    user_agent: Option<String>,
+    ip: Option<String>,
+    method: String,
+    created_at: String,
+    last_seen_at: String,
+    current: bool,
+}
+
+impl From<SessionInfo> for SessionView {
+    fn from(s: SessionInfo) -> Self {
+        let when = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
+        Self {
+            created_at: when(s.created_at),
+            last_seen_at: when(s.last_seen_at),
+            id: s.id,
+            user_agent: s.user_agent,
+            ip: s.ip,
+            method: s.method,
+            current: s.current,
+        }
+    }
 }

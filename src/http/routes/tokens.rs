@@ -12,7 +12,7 @@ use crate::http::client::ClientInfo;
 use crate::http::error::ApiError;
 use crate::http::extract;
 use crate::http::state::AppState;
-use crate::identity::api_tokens::{TokenRequest, TokenRequestBody};
+use crate::identity::api_tokens::{self, TokenRequest, TokenRequestBody};
 use crate::identity::{IdentityError, Principal};
 use crate::service_tokens::issue::{Caller, Grant, TokenParams, TokenResponse};
 
@@ -38,9 +38,14 @@ pub(super) fn content_type(req: &HttpRequest) -> Option<&str> {
 /// `GET /api-token-tap`: a token with every scope of the user and the default lifetime.
 /// A GET with the session cookie mints a credential, so it must come from
 /// this site: see [`same_site_get`].
-pub async fn tap_get(state: web::Data<AppState>, principal: Principal, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn tap_get(
+    state: web::Data<AppState>,
+    principal: Principal,
+    client: ClientInfo,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
     same_site_get(&req, &principal)?;
-    let token = state.identity.tokens.create(&principal, TokenRequest::default()).await?;
+    let token = state.identity.tokens.create(&principal, TokenRequest::default(), &client.origin()).await?;
     Ok(HttpResponse::Ok().insert_header(NO_STORE).json(token))
 }
 
@@ -76,6 +81,7 @@ fn same_site_get(req: &HttpRequest, principal: &Principal) -> Result<(), ApiErro
 pub async fn tap_post(
     state: web::Data<AppState>,
     principal: Principal,
+    client: ClientInfo,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
@@ -96,7 +102,7 @@ pub async fn tap_post(
             .map_err(|e| ApiError::bad_request("invalid_json", format!("invalid JSON body: {e}")))?;
         TokenRequest::try_from(parsed)?
     };
-    let token = state.identity.tokens.create(&principal, request).await?;
+    let token = state.identity.tokens.create(&principal, request, &client.origin()).await?;
     Ok(HttpResponse::Ok().insert_header(NO_STORE).json(token))
 }
 
@@ -119,8 +125,13 @@ pub async fn list(
 }
 
 /// `DELETE /api-tokens/{id}`.
-pub async fn revoke(state: web::Data<AppState>, principal: Principal, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    state.identity.tokens.revoke(&principal, &id).await?;
+pub async fn revoke(
+    state: web::Data<AppState>,
+    principal: Principal,
+    client: ClientInfo,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    api_tokens::revoke(&state.identity, &principal, &id, &client.origin()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -129,6 +140,7 @@ pub async fn revoke(state: web::Data<AppState>, principal: Principal, id: web::P
 pub async fn service_token(
     state: web::Data<AppState>,
     req: HttpRequest,
+    client: ClientInfo,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body = read_body(payload).await?;
@@ -136,14 +148,15 @@ pub async fn service_token(
     let authorization = req.headers().get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or(""));
     let caller = match Grant::for_request(authorization, &mut params)? {
         Grant::ClientCredentials { id, secret } => {
-            let ip = ClientInfo::of(&req, &state.settings.server.trusted_proxies).ip;
-            Caller::Client(state.service_tokens.authenticate_client(&id, &secret, ip).await?)
+            Caller::Client(state.service_tokens.authenticate_client(&id, &secret, &client.origin()).await?)
         }
         Grant::User => Caller::User(extract::authenticate(&req, &state).await?),
         Grant::DeviceCode { device_code, client_id } => {
             let identity = &state.identity;
-            let token =
-                identity.device.poll(&identity.tokens, state.sso.as_ref(), device_code.as_deref(), client_id.as_deref()).await?;
+            let token = identity
+                .device
+                .poll(&identity.tokens, state.sso.as_ref(), device_code.as_deref(), client_id.as_deref(), &client.origin())
+                .await?;
             let issued = TokenResponse {
                 expires_in: (token.expires_at - state.clock.now()).num_seconds().max(0),
                 access_token: token.token.expose().to_string(),

@@ -49,10 +49,43 @@ macro_rules! both_backends {
 
 pub const SECRET_KEY: &str = "test-secret-key-0123456789abcdef-0123456789";
 
-fn init_logging() {
-    if std::env::var("TEST_LOG").is_ok() {
-        let _ = env_logger::builder().is_test(true).filter_level(log::LevelFilter::Debug).try_init();
+/// Every log line of this test process (level, target, message), kept so
+/// tests can search them (e.g. for secrets); printed too with `TEST_LOG=1`.
+static CAPTURED_LOGS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+struct CaptureLogger {
+    echo: bool,
+}
+
+impl log::Log for CaptureLogger {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
     }
+
+    fn log(&self, record: &log::Record<'_>) {
+        let line = format!("{} {} {}", record.level(), record.target(), record.args());
+        if self.echo {
+            eprintln!("{line}");
+        }
+        CAPTURED_LOGS.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+    }
+
+    fn flush(&self) {}
+}
+
+fn init_logging() {
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        let echo = std::env::var("TEST_LOG").is_ok();
+        if log::set_boxed_logger(Box::new(CaptureLogger { echo })).is_ok() {
+            log::set_max_level(if echo { log::LevelFilter::Debug } else { log::LevelFilter::Info });
+        }
+    });
+}
+
+/// The log lines of this test process so far (every test's, at info and above).
+pub fn captured_logs() -> Vec<String> {
+    CAPTURED_LOGS.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
 /// A fresh database URL for `backend`; the returned guard keeps a temp dir alive.
@@ -305,6 +338,47 @@ impl TestApp {
         let made = doorman::service_tokens::clients::create(&mut conn, name, &scopes, None, self.clock.now_naive())
             .expect("create client");
         (made.id, made.secret.expose().to_string())
+    }
+
+    /// Runs the doorman binary on this app's database and secret key; its output.
+    pub fn doorman_cli(&self, args: &[&str]) -> std::process::Output {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_doorman"));
+        cmd.env_remove("DOORMAN_CONFIG").env("RUST_LOG", "info");
+        for (key, _) in std::env::vars() {
+            if key.starts_with("DOORMAN__") {
+                cmd.env_remove(key);
+            }
+        }
+        let out = cmd
+            .env("DOORMAN__DATABASE__URL", &self.db_url)
+            .env("DOORMAN__AUTH__SECRET_KEY", SECRET_KEY)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run doorman");
+        assert!(out.status.success(), "doorman {args:?}: {}, stderr {:?}", out.status, String::from_utf8_lossy(&out.stderr));
+        out
+    }
+
+    /// Every audit event, newest first, read through `GET /audit-events` by
+    /// an administrator's bearer token, following the cursor.
+    pub async fn audit_events(&self, admin_token: &str, query: &str) -> Vec<Value> {
+        let mut events = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut url = format!("/audit-events?limit=1000{query}");
+            if let Some(c) = &cursor {
+                url.push_str(&format!("&cursor={c}"));
+            }
+            let response = self.get_bearer(&url, admin_token).await;
+            assert_eq!(response.status(), 200);
+            let page: Value = response.json().await.unwrap();
+            events.extend(page["events"].as_array().unwrap().iter().cloned());
+            match page["next"].as_str() {
+                Some(next) => cursor = Some(next.to_string()),
+                None => return events,
+            }
+        }
     }
 
     /// Moves doorman's time forward.
