@@ -1,6 +1,7 @@
 //! Two doorman processes (the real binary) on one PostgreSQL database,
 //! signing in through the real provider: what one issues works on the
-//! other, and each user is refreshed at the provider once, not twice.
+//! other, each user is refreshed at the provider once, not twice, and what
+//! one revokes the other refuses within a second.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -28,16 +29,27 @@ fn free_port() -> u16 {
 }
 
 async fn start_doorman(dir: &std::path::Path, name: &str, port: u16, db_url: &str, issuer: &str) -> Doorman {
+    let auth = format!(
+        "external_validity = \"8s\"\nrefresh_interval = \"1s\"\ncache_ttl = \"1s\"\n\
+         [[oidc.providers]]\nid = \"real\"\nname = \"Real\"\nissuer = \"{issuer}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\"\n"
+    );
+    start_with(dir, name, port, db_url, &auth).await
+}
+
+/// The config file of process `name`: `auth` is the rest of its `[auth]`
+/// table and what follows it.
+fn write_config(dir: &std::path::Path, name: &str, port: u16, db_url: &str, auth: &str) -> std::path::PathBuf {
     let config = dir.join(format!("{name}.toml"));
     std::fs::write(
         &config,
-        format!(
-            "[server]\nbind = \"127.0.0.1:{port}\"\n[database]\nurl = \"{db_url}\"\n[auth]\nsecret_key = \"{SECRET_KEY}\"\n\
-             external_validity = \"8s\"\nrefresh_interval = \"1s\"\ncache_ttl = \"1s\"\n\
-             [[oidc.providers]]\nid = \"real\"\nname = \"Real\"\nissuer = \"{issuer}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\"\n"
-        ),
+        format!("[server]\nbind = \"127.0.0.1:{port}\"\n[database]\nurl = \"{db_url}\"\n[auth]\nsecret_key = \"{SECRET_KEY}\"\n{auth}"),
     )
     .unwrap();
+    config
+}
+
+async fn start_with(dir: &std::path::Path, name: &str, port: u16, db_url: &str, auth: &str) -> Doorman {
+    let config = write_config(dir, name, port, db_url, auth);
     let child = Command::new(env!("CARGO_BIN_EXE_doorman"))
         .arg("--config")
         .arg(&config)
@@ -106,6 +118,78 @@ async fn two_processes_on_one_postgres_database() {
     let stats = op.stats().await;
     assert_eq!(stats["refresh_requests"], 2, "each user refreshed once by one of the two processes: {stats}");
     assert_eq!(stats["refresh_failures"], 0, "{stats}");
+    drop(a);
+    drop(b);
+}
+
+/// Revocation between real processes: with `auth.cache_ttl = 1h`, only the
+/// PostgreSQL notification can make B refuse, within a second, a token and
+/// a browser session that A revoked after B had cached them as valid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_one_process_revokes_the_other_refuses_within_a_second() {
+    let (db_url, _) = fresh_database(Backend::Postgres);
+    let dir = tempfile::tempdir().unwrap();
+    let auth = "cache_ttl = \"1h\"\n";
+    let (port_a, port_b) = (free_port(), free_port());
+    let config = write_config(dir.path(), "a", port_a, &db_url, auth);
+    let mut create = Command::new(env!("CARGO_BIN_EXE_doorman"))
+        .args(["--config", config.to_str().unwrap(), "create-user", "alice"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut create.stdin.take().unwrap(), b"correct horse\n").unwrap();
+    assert!(create.wait().unwrap().success());
+    let a = start_with(dir.path(), "a", port_a, &db_url, auth).await;
+    let b = start_with(dir.path(), "b", port_b, &db_url, auth).await;
+
+    let jar = Arc::new(reqwest::cookie::Jar::default());
+    let browser = client_with(jar.clone());
+    let login = browser.post(format!("{}/me/login", a.base)).json(&json!({"username": "alice", "password": "correct horse"}));
+    assert_eq!(login.send().await.unwrap().status(), 200);
+    let csrf = reqwest::cookie::CookieStore::cookies(jar.as_ref(), &a.base.parse().unwrap())
+        .and_then(|h| {
+            h.to_str().ok().and_then(|c| c.split("; ").find_map(|kv| kv.strip_prefix("csrftoken=")).map(str::to_string))
+        })
+        .unwrap();
+    let minted: Value = browser
+        .post(format!("{}/api-token-tap", a.base))
+        .header("X-CSRFToken", &csrf)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = minted["token"].as_str().unwrap().to_string();
+    let plain = reqwest::Client::new();
+    // B caches both as valid.
+    assert_eq!(browser.get(format!("{}/me", b.base)).send().await.unwrap().status(), 200);
+    assert_eq!(plain.get(format!("{}/me", b.base)).bearer_auth(&token).send().await.unwrap().status(), 200);
+
+    let refused_within_a_second = |request: reqwest::RequestBuilder| async move {
+        let revoked = std::time::Instant::now();
+        loop {
+            let status = request.try_clone().unwrap().send().await.unwrap().status();
+            if status == 401 {
+                return revoked.elapsed();
+            }
+            assert_eq!(status, 200);
+            assert!(revoked.elapsed() < Duration::from_secs(1), "B still accepts it a second after A revoked it");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    let revoke = browser.delete(format!("{}/api-tokens/{}", a.base, minted["id"].as_str().unwrap())).header("X-CSRFToken", &csrf);
+    assert_eq!(revoke.send().await.unwrap().status(), 204);
+    let delay = refused_within_a_second(plain.get(format!("{}/me", b.base)).bearer_auth(&token)).await;
+    eprintln!("token revoked on A, refused on B after {delay:?}");
+    // B needs the access cookie alone to answer: keep it before A clears it.
+    let access = reqwest::cookie::CookieStore::cookies(jar.as_ref(), &a.base.parse().unwrap()).unwrap();
+    let logout = browser.post(format!("{}/me/logout", a.base)).header("X-CSRFToken", &csrf);
+    assert_eq!(logout.send().await.unwrap().status(), 200);
+    let delay = refused_within_a_second(plain.get(format!("{}/me", b.base)).header("Cookie", access)).await;
+    eprintln!("session ended on A, refused on B after {delay:?}");
     drop(a);
     drop(b);
 }
