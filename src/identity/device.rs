@@ -432,8 +432,11 @@ impl DeviceFlow {
     /// A live, undecided request by user code, counting wrong codes.
     async fn find(&self, attempt: &Attempt, user_code: &str) -> Result<(DeviceCodeRow, UserCode), DeviceError> {
         // Counted before the lookup; a right code is given back.
-        let counted =
-            self.wrong_codes.device_code(&attempt.session_id, attempt.ip).await?.map_err(DeviceError::TooManyAttempts)?;
+        let counted = self
+            .wrong_codes
+            .device_code(&attempt.session_id, attempt.ip)
+            .await?
+            .map_err(|t| DeviceError::TooManyAttempts(t.wait))?;
         let Some(code) = UserCode::parse(user_code) else { return Err(DeviceError::UnknownCode) };
         let hash = code.hash();
         let now = self.clock.now_naive();

@@ -36,6 +36,17 @@ pub struct Throttle {
     clock: Clock,
 }
 
+/// An attempt refused unchecked: past a limit in the current window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Throttled {
+    /// Seconds until the window that refused it is over.
+    pub wait: u64,
+    /// Whether it is the window's first refusal (a counter just went past its
+    /// limit): the one worth recording, so a flood of refused attempts writes
+    /// one audit event a window, not one each.
+    pub first: bool,
+}
+
 /// An attempt that was let through; give it back to [`Throttle::succeeded`].
 #[derive(Debug)]
 pub struct Attempt {
@@ -48,9 +59,9 @@ impl Throttle {
         Self { db, clock }
     }
 
-    /// Counts a password attempt for `username` from `ip`: `Ok(Err(seconds))`
-    /// when it must wait that long (the attempt is refused unchecked).
-    pub async fn password(&self, username: &str, ip: IpAddr) -> Result<Result<Attempt, u64>, DbError> {
+    /// Counts a password attempt for `username` from `ip`: `Ok(Err(_))`
+    /// when it must wait (the attempt is refused unchecked).
+    pub async fn password(&self, username: &str, ip: IpAddr) -> Result<Result<Attempt, Throttled>, DbError> {
         let address = address_key(ip);
         let own = format!("pw:{}|{address}", username.to_lowercase());
         let by_address = format!("ip:{address}");
@@ -58,14 +69,14 @@ impl Throttle {
     }
 
     /// Counts a client-credentials attempt for `client_id` from `ip`.
-    pub async fn client(&self, client_id: &str, ip: IpAddr) -> Result<Result<Attempt, u64>, DbError> {
+    pub async fn client(&self, client_id: &str, ip: IpAddr) -> Result<Result<Attempt, Throttled>, DbError> {
         let own = format!("cc:{client_id}|{}", address_key(ip));
         self.count(vec![(own, PER_CLIENT_AND_ADDRESS)]).await
     }
 
     /// Counts a user code tried on the device page by browser session
     /// `session_id` from `ip` (a right code is given back).
-    pub async fn device_code(&self, session_id: &str, ip: IpAddr) -> Result<Result<Attempt, u64>, DbError> {
+    pub async fn device_code(&self, session_id: &str, ip: IpAddr) -> Result<Result<Attempt, Throttled>, DbError> {
         let own = format!("dc:{session_id}");
         let by_address = format!("dc-ip:{}", address_key(ip));
         self.count(vec![(own, PER_DEVICE_CODE_KEY), (by_address, PER_DEVICE_CODE_KEY)]).await
@@ -83,7 +94,7 @@ impl Throttle {
             .await
     }
 
-    async fn count(&self, keys: Vec<(String, i32)>) -> Result<Result<Attempt, u64>, DbError> {
+    async fn count(&self, keys: Vec<(String, i32)>) -> Result<Result<Attempt, Throttled>, DbError> {
         let now = self.clock.timestamp();
         let prune = rand::random::<u8>() < 4;
         let counts = self
@@ -100,13 +111,11 @@ impl Throttle {
                 Ok(counts)
             })
             .await?;
-        let wait = counts
-            .iter()
-            .filter(|(_, limit, count)| count.attempts > *limit)
-            .map(|(_, _, count)| (count.window_start + WINDOW_SECS - now).max(1) as u64)
-            .max();
-        if let Some(seconds) = wait {
-            return Ok(Err(seconds));
+        let over = || counts.iter().filter(|(_, limit, count)| count.attempts > *limit);
+        let wait = over().map(|(_, _, count)| (count.window_start + WINDOW_SECS - now).max(1) as u64).max();
+        if let Some(wait) = wait {
+            let first = over().any(|(_, limit, count)| count.attempts == limit + 1);
+            return Ok(Err(Throttled { wait, first }));
         }
         Ok(Ok(Attempt { keys: counts.into_iter().map(|(key, limit, _)| (key, limit)).collect() }))
     }

@@ -155,14 +155,23 @@ pub fn valid_email(text: &str) -> bool {
 /// caller opens the session, which records the sign-in). The attempt is
 /// counted (per name and address, and per address, shared by every
 /// instance) before anything is checked; past the limit it is refused
-/// unchecked (429). A refusal is recorded with its reason; a fault of ours
-/// (the database, no free password-check slot) is not a refusal.
+/// unchecked (429). A refusal is recorded with its reason (a flood past the
+/// limit once a window); a fault of ours (the database, no free
+/// password-check slot) is not a refusal.
 pub async fn password_login(
     identity: &Identity,
     username: &str,
     password: &str,
     client: &Origin,
 ) -> Result<UserView, IdentityError> {
+    if !identity.settings.password_login {
+        return Err(IdentityError::PasswordLoginDisabled);
+    }
+    // A name no account can have is refused before any lookup (nor is it
+    // recorded: it touches no account, and costs the sender nothing).
+    if Username::parse(username).is_err() || password.is_empty() {
+        return Err(IdentityError::BadCredentials);
+    }
     let result = check_password(identity, username, password, client.ip_or_unspecified()).await;
     sign_in_counted(match &result {
         Ok(_) => "success",
@@ -171,14 +180,10 @@ pub async fn password_login(
         Err(_) => "failure",
     });
     if let Err(refused) = &result {
-        if let Some(reason) = refused.reason {
+        if let (Some(reason), false) = (refused.reason, refused.recorded) {
             let mut event = Event::failure(Kind::SignIn).origin(client).detail("method", "password").detail("reason", reason);
-            // Only a name some account could have is kept: never free text (it might be a mistyped password).
-            match &refused.username {
-                Some(name) => event = event.username(name),
-                None if Username::parse(username).is_ok() => event = event.username(username),
-                None => {}
-            }
+            // The account's name as stored, else the name as typed (a well-formed one, never free text).
+            event = event.username(refused.username.as_deref().unwrap_or(username));
             identity.audit.record(event).await;
         }
     }
@@ -192,31 +197,25 @@ struct Refused {
     reason: Option<&'static str>,
     /// The account's name as stored, when one was found.
     username: Option<String>,
-}
-
-impl Refused {
-    fn new(reason: &'static str, error: IdentityError) -> Self {
-        Self { error, reason: Some(reason), username: None }
-    }
+    /// Whether an event for it is already there (a throttled attempt after
+    /// the window's first refusal).
+    recorded: bool,
 }
 
 impl<E: Into<IdentityError>> From<E> for Refused {
     fn from(err: E) -> Self {
-        Self { error: err.into(), reason: None, username: None }
+        Self { error: err.into(), reason: None, username: None, recorded: false }
     }
 }
 
 async fn check_password(identity: &Identity, username: &str, password: &str, ip: IpAddr) -> Result<UserView, Refused> {
-    if !identity.settings.password_login {
-        return Err(Refused::new("password_login_disabled", IdentityError::PasswordLoginDisabled));
-    }
-    // A name no account can have is refused before any lookup.
-    if Username::parse(username).is_err() || password.is_empty() {
-        return Err(Refused::new("malformed", IdentityError::BadCredentials));
-    }
     let attempt = match identity.throttle.password(username, ip).await? {
         Ok(attempt) => attempt,
-        Err(wait) => return Err(Refused::new("too_many_attempts", IdentityError::TooManyAttempts(wait))),
+        // A flood past the limit is recorded once a window.
+        Err(throttled) => {
+            let error = IdentityError::TooManyAttempts(throttled.wait);
+            return Err(Refused { error, reason: Some("too_many_attempts"), username: None, recorded: !throttled.first });
+        }
     };
     let name = username.to_string();
     let view = identity
@@ -233,6 +232,7 @@ async fn check_password(identity: &Identity, username: &str, password: &str, ip:
         error,
         reason: Some(reason),
         username: view.as_ref().map(|v| v.user.username.clone()),
+        recorded: false,
     };
     if !matches {
         let reason = match &view {

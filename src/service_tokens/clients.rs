@@ -17,6 +17,7 @@ use super::{ServiceTokens, TokenError};
 use crate::crypto::{constant_time_eq, OpaqueToken};
 use crate::db::{self, clients::ClientRow, DbConnection};
 use crate::identity::audit::{Event, Kind, Origin};
+use crate::identity::throttle::Throttled;
 
 /// Client secrets: `dmc_` makes them recognisable (secret scanners, logs).
 pub const CLIENT_SECRET: OpaqueToken = OpaqueToken::new("dmc_");
@@ -215,35 +216,54 @@ pub fn parse_basic(value: &str) -> Option<(String, String)> {
     Some((unescape(id), unescape(secret)))
 }
 
+/// Why client credentials did not go through.
+enum Refusal {
+    Throttled(Throttled),
+    Other(TokenError),
+}
+
+impl From<TokenError> for Refusal {
+    fn from(err: TokenError) -> Self {
+        Refusal::Other(err)
+    }
+}
+
 impl ServiceTokens {
     /// The client proving itself with `id` and `secret` from `client`.
     /// Attempts are counted per (client id, address) before the check,
     /// shared by every instance; past the limit that address waits (429),
     /// while the right secret from any other address still works. A refusal
-    /// is recorded (with the client id when it is printable); a fault of
-    /// ours (the database) is not a refusal.
+    /// is recorded (with the client id when it is printable; a flood past the
+    /// limit once a window); a fault of ours (the database) is not a refusal.
     pub async fn authenticate_client(&self, id: &str, secret: &str, client: &Origin) -> Result<Arc<Client>, TokenError> {
+        // An id no client can have: refused before anything, and not recorded
+        // (it touches no client, and costs the sender nothing).
+        if id.is_empty() || id.len() > 100 {
+            return Err(TokenError::InvalidClient("wrong client id or secret"));
+        }
         let result = self.check_client(id, secret, client.ip_or_unspecified()).await;
         let reason = match &result {
-            Err(TokenError::TooManyAttempts(_)) => Some("too_many_attempts"),
-            Err(TokenError::InvalidClient(_)) => Some("invalid_client"),
-            _ => None,
+            Ok(_) => None,
+            // A flood past the limit is recorded once a window.
+            Err(Refusal::Throttled(throttled)) => throttled.first.then_some("too_many_attempts"),
+            Err(Refusal::Other(TokenError::InvalidClient(_))) => Some("invalid_client"),
+            Err(Refusal::Other(_)) => None,
         };
         if let Some(reason) = reason {
             let mut event = Event::failure(Kind::ClientCredentialsFailed).origin(client).detail("reason", reason);
-            if !id.is_empty() && id.len() <= 100 && id.chars().all(|c| c.is_ascii_graphic()) {
+            if id.chars().all(|c| c.is_ascii_graphic()) {
                 event = event.detail("client_id", id);
             }
             self.audit.record(event).await;
         }
-        result
+        result.map_err(|refusal| match refusal {
+            Refusal::Throttled(throttled) => TokenError::TooManyAttempts(throttled.wait),
+            Refusal::Other(err) => err,
+        })
     }
 
-    async fn check_client(&self, id: &str, secret: &str, ip: IpAddr) -> Result<Arc<Client>, TokenError> {
-        if id.is_empty() || id.len() > 100 {
-            return Err(TokenError::InvalidClient("wrong client id or secret"));
-        }
-        let attempt = self.throttle.client(id, ip).await?.map_err(TokenError::TooManyAttempts)?;
+    async fn check_client(&self, id: &str, secret: &str, ip: IpAddr) -> Result<Arc<Client>, Refusal> {
+        let attempt = self.throttle.client(id, ip).await.map_err(TokenError::from)?.map_err(Refusal::Throttled)?;
         let client = self.find_client(id).await?;
         // Compared even for unknown clients and malformed secrets, so timing does not tell them apart.
         let presented = CLIENT_SECRET.hash(secret).unwrap_or_default();
@@ -251,10 +271,10 @@ impl ServiceTokens {
         let matches = constant_time_eq(&presented, &stored);
         match client {
             Some(client) if matches && !client.revoked => {
-                self.throttle.succeeded(attempt).await?;
+                self.throttle.succeeded(attempt).await.map_err(TokenError::from)?;
                 Ok(client)
             }
-            _ => Err(TokenError::InvalidClient("wrong client id or secret")),
+            _ => Err(TokenError::InvalidClient("wrong client id or secret").into()),
         }
     }
 

@@ -108,7 +108,7 @@ pub struct Completed {
 /// to this browser's sign-in (its `error`, its `error_description`) is used
 /// or shown. A success, and a stored user's refusal, are recorded in the
 /// transaction that stores them; any other failure on its own (a callback
-/// with no sign-in under way in this browser is no attempt, and is not).
+/// that is not this browser's sign-in is no attempt, and is not).
 pub async fn finish(
     sso: &Sso,
     pending: Option<PendingLogin>,
@@ -143,12 +143,14 @@ pub async fn finish(
 }
 
 /// The reason a failed callback is recorded under; `None` for our own
-/// faults (the database), which are logged instead, and for a callback
-/// without a sign-in under way.
+/// faults (the database), which are logged instead, and for a callback that
+/// is not this browser's sign-in.
 fn failure_reason(err: &OidcError) -> Option<&'static str> {
     match err {
         OidcError::Db(_) | OidcError::Identity(IdentityError::Db(_) | IdentityError::Internal(_)) => None,
-        OidcError::MissingFlow => None,
+        // Not this browser's sign-in (a bare or forged link): it leaves the
+        // sign-in under way as it was, and could be sent again and again.
+        err if err.is_foreign_callback() => None,
         OidcError::Identity(IdentityError::AccountDisabled) => Some("account_disabled"),
         OidcError::Identity(IdentityError::ApprovalPending) => Some("approval_pending"),
         OidcError::Identity(IdentityError::InvalidSession) => Some("invalid_session"),

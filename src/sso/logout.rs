@@ -2,13 +2,15 @@
 //! 7009), the provider's end-session URL (RP-initiated logout), and the
 //! provider's back-channel logout tokens.
 
+use std::sync::Arc;
+
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::Value;
 use url::Url;
 
 use super::account::refresh_token_context;
-use super::provider::Ready;
+use super::provider::{Provider, Ready};
 use super::{OidcError, Sso};
 use crate::config::ProviderSettings;
 use crate::db::identities::{self, IdentityRow};
@@ -89,16 +91,26 @@ async fn revoke_refresh_token(sso: &Sso, provider: &ProviderSettings, ready: &Re
 /// user; whenever `sub` names a user, their API tokens too. A `sid`-only
 /// token leaves API tokens alone: it names one browser session at the
 /// provider, not the person, and an API token belongs to no browser session.
-/// What ended is recorded in the same transaction; a refused token is
-/// recorded too. Returns how many sessions ended.
+/// What ended is recorded in the same transaction; a refused token that a
+/// provider signed is recorded too. Returns how many sessions ended.
 pub async fn backchannel(sso: &Sso, logout_token: &str, client: &Origin) -> Result<usize, OidcError> {
-    let result = backchannel_checked(sso, logout_token, client).await;
+    // A token no configured provider signed is anyone's noise: refused and
+    // logged, never stored (it costs the sender nothing to send).
+    let (provider, claims) = match signed_by(sso, logout_token) {
+        Ok(verified) => verified,
+        Err(err) => {
+            log::info!("back-channel logout refused: {err}");
+            return Err(err);
+        }
+    };
+    let result = end_named(sso, &provider, claims, client).await;
     match &result {
         // Our own fault (the database): logged, not the provider's doing.
         Err(OidcError::Db(_)) => {}
         Err(err) => {
             let event = Event::failure(Kind::BackchannelLogout)
                 .origin(client)
+                .detail("provider", provider.settings.id.clone())
                 .detail("reason", err.code())
                 .detail("message", err.to_string());
             sso.identity.audit.record(event).await;
@@ -108,7 +120,9 @@ pub async fn backchannel(sso: &Sso, logout_token: &str, client: &Origin) -> Resu
     result
 }
 
-async fn backchannel_checked(sso: &Sso, logout_token: &str, client: &Origin) -> Result<usize, OidcError> {
+/// The provider whose keys verify `logout_token` for this client, with an
+/// algorithm it announced, and the token's claims.
+fn signed_by(sso: &Sso, logout_token: &str) -> Result<(Arc<Provider>, Value), OidcError> {
     let bad = |m: &str| OidcError::InvalidLogoutToken(m.to_string());
     let header = jsonwebtoken::decode_header(logout_token).map_err(|_| bad("not a signed JWT"))?;
     if matches!(header.alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
@@ -130,7 +144,13 @@ async fn backchannel_checked(sso: &Sso, logout_token: &str, client: &Origin) -> 
     if unannounced && verified.is_none() {
         return Err(bad("signed with an algorithm the provider does not announce"));
     }
-    let (provider, claims) = verified.ok_or_else(|| bad("no configured provider signed it for this client"))?;
+    verified.ok_or_else(|| bad("no configured provider signed it for this client"))
+}
+
+/// Checks the claims of a logout token `provider` signed and ends what they
+/// name, recorded in the same transaction.
+async fn end_named(sso: &Sso, provider: &Provider, claims: Value, client: &Origin) -> Result<usize, OidcError> {
+    let bad = |m: &str| OidcError::InvalidLogoutToken(m.to_string());
     let now = sso.clock.timestamp();
     let iat = claims.get("iat").and_then(Value::as_i64).ok_or_else(|| bad("iat is missing"))?;
     if iat > now + IAT_SKEW_SECS || iat < now - MAX_AGE_SECS {

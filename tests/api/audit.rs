@@ -187,20 +187,34 @@ async fn single_sign_on_events(backend: Backend) {
     let e = newest(&app, &token, "provider_refresh", Some(&username)).await;
     assert_eq!((e["outcome"].as_str(), e["detail"]["result"].as_str()), (Some("failure"), Some("refused")));
 
-    // Back-channel logout: a bad token, then a good one.
+    // Back-channel logout: a token no provider signed is not stored; a good
+    // one is, and so is the provider's token sent again.
     let plain = reqwest::Client::new();
     let post = |t: String| plain.post(app.url("/oidc/backchannel-logout")).form(&[("logout_token", t)]).send();
     assert_eq!(post("not.a.jwt".into()).await.unwrap().status(), 400);
-    let e = newest(&app, &token, "backchannel_logout", None).await;
-    assert_eq!(e["outcome"], "failure");
+    assert!(app.audit_events(&token, "&kind=backchannel_logout").await.is_empty());
     op.set(|k| k.refuse_refresh = false);
     let fresh = app.another_browser();
     assert_eq!(fresh.sso_login("fake").await.status(), 302);
     let logout = op.logout_token(Some("subject-1"), None, |_| {});
-    assert_eq!(post(logout).await.unwrap().status(), 200);
+    assert_eq!(post(logout.clone()).await.unwrap().status(), 200);
     let e = newest(&app, &token, "backchannel_logout", Some(&username)).await;
     assert_eq!((e["outcome"].as_str(), e["detail"]["by"].as_str()), (Some("success"), Some("sub")));
     assert!(e["detail"]["sessions"].as_u64().unwrap() >= 1);
+    assert_eq!(post(logout).await.unwrap().status(), 400);
+    let e = newest(&app, &token, "backchannel_logout", None).await;
+    assert_eq!((e["outcome"].as_str(), e["detail"]["provider"].as_str()), (Some("failure"), Some("fake")));
+    assert_eq!(e["detail"]["reason"], "invalid_logout_token");
+
+    // Callbacks that are not this browser's sign-in are not stored: no
+    // sign-in under way, or a state that is not its own.
+    let before = app.audit_events(&token, "&kind=sign_in").await.len();
+    assert_eq!(app.another_browser().get("/oidc/callback?code=x&state=y").await.status(), 400);
+    let browser = app.another_browser();
+    let callback = browser.begin_login("fake", None).await;
+    let forged = callback.replace("state=", "state=forged");
+    assert!(browser.get(&forged).await.status().is_client_error());
+    assert_eq!(app.audit_events(&token, "&kind=sign_in").await.len(), before);
 }
 both_backends!(single_sign_on_events);
 
@@ -244,13 +258,17 @@ async fn administration_device_and_throttle_events(backend: Backend) {
     assert_eq!(http.delete(app.url("/users/root")).bearer_auth(&token).send().await.unwrap().status(), 409);
     assert!(app.audit_events(&token, "&kind=user_deleted&username=root").await.is_empty());
 
-    // A name guessed at past its limit: refused unchecked, recorded as such.
+    // A name guessed at past its limit: refused unchecked, recorded as such (once).
     for _ in 0..5 {
         assert_eq!(app.login("dave", "a wrong guess").await.status(), 401);
     }
     assert_error(app.login("dave", "a wrong guess").await, 429, "too_many_attempts").await;
     let e = newest(&app, &token, "sign_in", Some("dave")).await;
     assert_eq!(e["detail"]["reason"], "too_many_attempts");
+    // A flood past the limit writes one event a window, not one each.
+    for _ in 0..3 {
+        assert_error(app.login("dave", "a wrong guess").await, 429, "too_many_attempts").await;
+    }
     assert_eq!(app.audit_events(&token, "&kind=sign_in&username=dave").await.len(), 6);
 
     // Command-line sign-in: the user's decision, then the tool's token.
