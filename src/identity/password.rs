@@ -40,12 +40,6 @@ pub fn hash(password: &str) -> Result<String, IdentityError> {
     hash_in(password, &mut Vec::new())
 }
 
-/// Whether `password` matches `stored`; with no stored hash, spends the same
-/// time and answers no (working memory of its own, as [`hash`]).
-pub fn verify(stored: Option<&str>, password: &str) -> bool {
-    verify_in(stored, password, &mut Vec::new())
-}
-
 fn hash_in(password: &str, memory: &mut Vec<Block>) -> Result<String, IdentityError> {
     let internal = |e: argon2::password_hash::Error| IdentityError::Internal(e.to_string().into());
     let salt = SaltString::generate(&mut OsRng);
@@ -164,7 +158,8 @@ impl Hasher {
         self.blocking(move |memory| hash_in(&password, memory)).await?
     }
 
-    /// [`verify`], within the slots.
+    /// Whether `password` matches `stored`, within the slots; with no stored
+    /// hash, spends the same time and answers no.
     pub async fn verify(&self, stored: Option<String>, password: String) -> Result<bool, IdentityError> {
         self.blocking(move |memory| verify_in(stored.as_deref(), &password, memory)).await
     }
@@ -199,6 +194,10 @@ impl Hasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn verify(stored: Option<&str>, password: &str) -> bool {
+        verify_in(stored, password, &mut Vec::new())
+    }
 
     #[test]
     fn hash_and_verify() {
