@@ -2,7 +2,9 @@
 # Runs every test of doorman on a fresh machine: installs what the tests
 # need (Chromium, the npm OpenID Provider and browser driver, Python
 # packages for the examples and the client package with pytest), then
-# `cargo test` on SQLite and PostgreSQL.
+# `cargo test` on SQLite and PostgreSQL; with no arguments, then the
+# whole-run check for secrets in logs and audit events, and a bounded run of
+# every fuzz target (scripts/fuzz.sh).
 #
 # PostgreSQL: DOORMAN_TEST_POSTGRES_URL (default: the local server,
 # postgres://postgres@127.0.0.1:5432/test). A server that cannot be reached
@@ -50,4 +52,15 @@ command -v cargo-machete >/dev/null 2>&1 || cargo install --locked --quiet cargo
 cargo machete
 
 export DOORMAN_TEST_POSTGRES_URL="${DOORMAN_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
+# The run's record (secrets it created, its logs and audit events), read
+# after the run by the whole-run check below.
+export DOORMAN_TEST_RECORD="$PWD/target/tmp/run-record"
+rm -rf "$DOORMAN_TEST_RECORD"
 cargo test --locked "$@"
+
+if [ $# -eq 0 ]; then
+    # After the whole run: no log line or audit event holds a secret it created.
+    cargo test --locked --test api -- --ignored --exact whole_run::no_secret_in_any_log_line_or_audit_event --nocapture
+    # Every parser fuzz target, a few seconds each from its committed seeds.
+    scripts/fuzz.sh 8
+fi

@@ -173,6 +173,14 @@ pub fn update(conn: &mut DbConnection, id: &str, changes: &UserChanges) -> Query
     diesel::update(users::table.find(id)).set(changes).execute(conn)
 }
 
+/// Sets the admin flag of user `id`; whether it changed.
+pub fn set_admin(conn: &mut DbConnection, id: &str, is_admin: bool) -> QueryResult<bool> {
+    let changed = diesel::update(users::table.find(id).filter(users::is_admin.ne(is_admin)))
+        .set(users::is_admin.eq(is_admin))
+        .execute(conn)?;
+    Ok(changed > 0)
+}
+
 pub fn record_login(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> QueryResult<usize> {
     diesel::update(users::table.find(id)).set(users::last_login_at.eq(Some(now))).execute(conn)
 }

@@ -12,6 +12,7 @@ use crate::db::identities::{self, IdentityRow};
 use crate::db::users::{self, UserView};
 use crate::db::{self, DbConnection, DbError};
 use crate::identity::audit::{self, Event, Kind, Origin, Outcome};
+use crate::identity::revocation::{Revocations, Revoked};
 use crate::identity::sessions::{NewSession, ProviderLogin, SessionOrigin};
 use crate::identity::users::{created_event, new_user_row, valid_email, Username};
 use crate::identity::IdentityError;
@@ -113,11 +114,12 @@ pub async fn sign_in(
             .run(move |conn| {
                 db::write_transaction(conn, |conn| {
                     if !state.record(conn)? {
-                        return Ok(Some((Stored::Replayed, Vec::new())));
+                        return Ok(Some((Stored::Replayed, Vec::new(), None)));
                     }
-                    let Some((user, created)) = upsert(conn, &vault, &profile, &new_user)? else {
+                    let Some(Upserted { user, created, admin_changed }) = upsert(conn, &vault, &profile, &new_user)? else {
                         return Ok(None);
                     };
+                    let demoted_or_promoted = admin_changed.then(|| user.user.id.clone());
                     let by = client.by(&user.user.username);
                     let mut events = Vec::new();
                     if created {
@@ -149,7 +151,7 @@ pub async fn sign_in(
                         }
                     };
                     db::audit_events::insert_all(conn, &events)?;
-                    Ok(Some((stored, events)))
+                    Ok(Some((stored, events, demoted_or_promoted)))
                 })
             })
             .await;
@@ -158,8 +160,11 @@ pub async fn sign_in(
             // row; two callbacks of one state at once: the loser finds it used.
             Err(err) if err.is_unique_violation() && attempt < 2 => continue,
             Err(err) => return Err(err.into()),
-            Ok(Some((stored, events))) => {
+            Ok(Some((stored, events, admin_changed))) => {
                 audit::log_stored(&events);
+                if let Some(user_id) = admin_changed {
+                    sso.identity.revocations.forget(&Revoked::User(user_id));
+                }
                 return Ok(match stored {
                     Stored::Session(stored) => {
                         let (user, row) = *stored;
@@ -269,18 +274,18 @@ fn upsert(
     vault: &Vault,
     profile: &ExternalProfile,
     new: &NewExternalUser,
-) -> diesel::QueryResult<Option<(UserView, bool)>> {
+) -> diesel::QueryResult<Option<Upserted>> {
     let email = profile.email.as_deref().filter(|e| valid_email(e));
     let name = profile.name.as_deref().map(|n| n.chars().filter(|c| !c.is_control()).take(200).collect::<String>());
     if let Some(identity) = identities::find_by_subject(conn, &profile.issuer, &profile.subject)? {
         users::update_profile(conn, &identity.user_id, email, name.as_deref(), new.now)?;
-        if let Some(is_admin) = new.admission.is_admin {
-            let changes = users::UserChanges { is_admin: Some(is_admin), ..Default::default() };
-            users::update(conn, &identity.user_id, &changes)?;
-        }
+        let admin_changed = match new.admission.is_admin {
+            Some(is_admin) => follow_admin_groups(conn, &identity.user_id, is_admin)?,
+            None => false,
+        };
         let sealed = profile.refresh_token.as_ref().map(|t| vault.seal(&refresh_token_context(&identity.id), t));
         identities::record_login(conn, &identity.id, new.valid_until, sealed.as_deref(), new.next_refresh, new.now)?;
-        return Ok(users::view_by_id(conn, &identity.user_id)?.map(|view| (view, false)));
+        return Ok(users::view_by_id(conn, &identity.user_id)?.map(|user| Upserted { user, created: false, admin_changed }));
     }
     let username = unique_username(conn, &new.base_name)?;
     let is_admin = new.admission.is_admin.unwrap_or(false);
@@ -291,7 +296,27 @@ fn upsert(
     }
     users::insert(conn, &user)?;
     insert_identity(conn, vault, profile, &new.provider_id, &user.id, new.valid_until, new.next_refresh, new.now)?;
-    Ok(users::view_by_id(conn, &user.id)?.map(|view| (view, true)))
+    Ok(users::view_by_id(conn, &user.id)?.map(|user| Upserted { user, created: true, admin_changed: false }))
+}
+
+/// The user a sign-in found or created.
+struct Upserted {
+    user: UserView,
+    created: bool,
+    /// The provider's `admin_groups` changed the user's admin flag.
+    admin_changed: bool,
+}
+
+/// Sets the admin flag a provider's `admin_groups` give now. When it
+/// changed, every instance is told to read the user's credentials again
+/// (their cached views hold the old flag); the caller forgets them here
+/// after the commit. Whether it changed.
+pub(super) fn follow_admin_groups(conn: &mut DbConnection, user_id: &str, is_admin: bool) -> diesel::QueryResult<bool> {
+    let changed = users::set_admin(conn, user_id, is_admin)?;
+    if changed {
+        Revocations::announce(conn, &Revoked::User(user_id.to_string()))?;
+    }
+    Ok(changed)
 }
 
 #[allow(clippy::too_many_arguments)]

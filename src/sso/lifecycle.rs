@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{NaiveDateTime, TimeDelta};
 use openidconnect::{OAuth2TokenResponse, RefreshToken, RequestTokenError, SubjectIdentifier, TokenResponse as _};
 
-use super::account::{next_refresh_at, refresh_token_context};
+use super::account::{follow_admin_groups, next_refresh_at, refresh_token_context};
 use super::flow;
 use super::id_token::{self, Expected};
 use super::rules::{self, Facts};
@@ -17,6 +17,7 @@ use super::{OidcError, Sso};
 use crate::db::identities::{self, IdentityRow};
 use crate::db::{self as store, audit_events, users, DbConnection};
 use crate::identity::audit::{self, Audit, Event, Kind};
+use crate::identity::revocation::Revoked;
 
 /// How long one instance holds a row it is refreshing.
 const LEASE: TimeDelta = TimeDelta::seconds(60);
@@ -96,18 +97,21 @@ pub async fn refresh_identity(sso: &Sso, identity: IdentityRow) -> Outcome {
                 .run(move |conn| {
                     store::write_transaction(conn, |conn| {
                         identities::refreshed(conn, &id, valid_until, sealed.as_deref(), next, now)?;
-                        if let Some(is_admin) = is_admin {
-                            // `admin_groups` follows the provider at every refresh.
-                            let changes = users::UserChanges { is_admin: Some(is_admin), ..Default::default() };
-                            users::update(conn, &user_id, &changes)?;
-                        }
-                        record_refresh(conn, &audit, event, &user_id, &provider_id)
+                        // `admin_groups` follows the provider at every refresh.
+                        let admin_changed = match is_admin {
+                            Some(is_admin) => follow_admin_groups(conn, &user_id, is_admin)?,
+                            None => false,
+                        };
+                        Ok((record_refresh(conn, &audit, event, &user_id, &provider_id)?, admin_changed))
                     })
                 })
                 .await;
             match stored {
-                Ok(event) => {
+                Ok((event, admin_changed)) => {
                     audit::log_stored(&[event]);
+                    if admin_changed {
+                        sso.identity.revocations.forget(&Revoked::User(identity.user_id.clone()));
+                    }
                     Outcome::Refreshed(valid_until)
                 }
                 Err(_) => Outcome::Retry,

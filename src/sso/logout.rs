@@ -123,16 +123,14 @@ pub async fn backchannel(sso: &Sso, logout_token: &str, client: &Origin) -> Resu
 /// The provider whose keys verify `logout_token` for this client, with an
 /// algorithm it announced, and the token's claims.
 fn signed_by(sso: &Sso, logout_token: &str) -> Result<(Arc<Provider>, Value), OidcError> {
-    let bad = |m: &str| OidcError::InvalidLogoutToken(m.to_string());
-    let header = jsonwebtoken::decode_header(logout_token).map_err(|_| bad("not a signed JWT"))?;
-    if matches!(header.alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
-        return Err(bad("an HMAC-signed logout token is not accepted"));
-    }
+    let header = header_of(logout_token)?;
     let mut verified = None;
     let mut unannounced = false;
     for provider in sso.providers.all() {
         let Ok(ready) = provider.ready() else { continue };
-        if let Some(claims) = verify_with(&ready, &provider.settings, &header, logout_token) {
+        let Some(jwks) = jwk_set(&ready) else { continue };
+        let keys = LogoutKeys { issuer: ready.issuer.as_str(), client_id: &provider.settings.client_id, jwks: &jwks };
+        if let Some(claims) = keys.verify(&header, logout_token) {
             if !announced(&ready, header.alg) {
                 unannounced = true;
                 continue;
@@ -147,17 +145,41 @@ fn signed_by(sso: &Sso, logout_token: &str) -> Result<(Arc<Provider>, Value), Oi
     verified.ok_or_else(|| bad("no configured provider signed it for this client"))
 }
 
-/// Checks the claims of a logout token `provider` signed and ends what they
-/// name, recorded in the same transaction.
-async fn end_named(sso: &Sso, provider: &Provider, claims: Value, client: &Origin) -> Result<usize, OidcError> {
-    let bad = |m: &str| OidcError::InvalidLogoutToken(m.to_string());
-    let now = sso.clock.timestamp();
+fn bad(message: &str) -> OidcError {
+    OidcError::InvalidLogoutToken(message.to_string())
+}
+
+/// The JOSE header of a logout token; an HMAC-signed one is refused, since
+/// a client secret is no provider's signature.
+pub fn header_of(logout_token: &str) -> Result<jsonwebtoken::Header, OidcError> {
+    let header = jsonwebtoken::decode_header(logout_token).map_err(|_| bad("not a signed JWT"))?;
+    if matches!(header.alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
+        return Err(bad("an HMAC-signed logout token is not accepted"));
+    }
+    Ok(header)
+}
+
+/// What a logout token names, once its claims passed every check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogoutClaims {
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: String,
+    pub sid: Option<String>,
+    pub sub: Option<String>,
+}
+
+/// OpenID Connect Back-Channel Logout 1.0, section 2.6, on claims whose
+/// signature, `iss` and `aud` were verified, at time `now`: `iat` recent,
+/// `exp` present and not past, `jti`, the back-channel event, no `nonce`,
+/// and `sid` or `sub`.
+pub fn check_claims(claims: &Value, now: i64) -> Result<LogoutClaims, OidcError> {
     let iat = claims.get("iat").and_then(Value::as_i64).ok_or_else(|| bad("iat is missing"))?;
-    if iat > now + IAT_SKEW_SECS || iat < now - MAX_AGE_SECS {
+    if iat > now.saturating_add(IAT_SKEW_SECS) || iat < now.saturating_sub(MAX_AGE_SECS) {
         return Err(bad("iat is out of range"));
     }
     let exp = claims.get("exp").and_then(Value::as_i64).ok_or_else(|| bad("exp is missing"))?;
-    if exp <= now - IAT_SKEW_SECS {
+    if exp <= now.saturating_sub(IAT_SKEW_SECS) {
         return Err(bad("the logout token has expired"));
     }
     let jti = claims.get("jti").and_then(Value::as_str).filter(|j| !j.is_empty()).ok_or_else(|| bad("jti is missing"))?;
@@ -172,14 +194,65 @@ async fn end_named(sso: &Sso, provider: &Provider, claims: Value, client: &Origi
     if sid.is_none() && sub.is_none() {
         return Err(bad("neither sid nor sub is present"));
     }
+    Ok(LogoutClaims { iat, exp, jti: jti.to_string(), sid, sub })
+}
+
+impl LogoutClaims {
+    /// Until when the `jti` must be remembered: as long as the token could
+    /// be accepted, that is until its `exp` and never past its `iat` age
+    /// limit, plus the skew.
+    pub fn remember_until(&self) -> Option<chrono::NaiveDateTime> {
+        let until = self.exp.min(self.iat.saturating_add(MAX_AGE_SECS)).saturating_add(IAT_SKEW_SECS);
+        chrono::DateTime::from_timestamp(until, 0).map(|t| t.naive_utc())
+    }
+}
+
+/// One provider's keys, issuer and this client's id: all a logout token's
+/// signature is checked against, without network.
+pub struct LogoutKeys<'a> {
+    pub issuer: &'a str,
+    pub client_id: &'a str,
+    pub jwks: &'a JwkSet,
+}
+
+impl LogoutKeys<'_> {
+    /// The claims of `token` (whose header is `header`) if these keys
+    /// verify it for this client and issuer.
+    pub fn verify(&self, header: &jsonwebtoken::Header, token: &str) -> Option<Value> {
+        let jwk = match &header.kid {
+            Some(kid) => self.jwks.find(kid)?,
+            None if self.jwks.keys.len() == 1 => &self.jwks.keys[0],
+            None => return None,
+        };
+        let key = DecodingKey::from_jwk(jwk).ok()?;
+        let mut validation = Validation::new(header.alg);
+        validation.set_issuer(&[self.issuer]);
+        validation.set_audience(&[self.client_id]);
+        validation.set_required_spec_claims(&["iss", "aud", "iat", "exp"]);
+        // `exp` is compared with doorman's clock in `check_claims`, so tests can move time.
+        validation.validate_exp = false;
+        validation.leeway = IAT_SKEW_SECS as u64;
+        jsonwebtoken::decode::<Value>(token, &key, &validation).ok().map(|data| data.claims)
+    }
+
+    /// The whole check of a logout token at time `now`, short of whether
+    /// its provider announced the algorithm and whether its `jti` was used.
+    pub fn parse(&self, token: &str, now: i64) -> Result<LogoutClaims, OidcError> {
+        let header = header_of(token)?;
+        let claims = self.verify(&header, token).ok_or_else(|| bad("these keys did not sign it for this client"))?;
+        check_claims(&claims, now)
+    }
+}
+
+/// Checks the claims of a logout token `provider` signed and ends what they
+/// name, recorded in the same transaction.
+async fn end_named(sso: &Sso, provider: &Provider, claims: Value, client: &Origin) -> Result<usize, OidcError> {
+    let checked = check_claims(&claims, sso.clock.timestamp())?;
+    let remember_until = checked.remember_until().ok_or_else(|| bad("exp is out of range"))?;
+    let LogoutClaims { jti, sid, sub, .. } = checked;
     let provider_id = provider.settings.id.clone();
     let issuer = provider.ready()?.issuer.clone();
-    // Remembered as long as the token could be accepted: until its `exp`,
-    // and never past its `iat` age limit, plus the skew.
     let used_key = crate::crypto::sha256_hex(&format!("backchannel-logout-jti\n{issuer}\n{jti}"));
-    let remember_until = chrono::DateTime::from_timestamp(exp.min(iat + MAX_AGE_SECS) + IAT_SKEW_SECS, 0)
-        .map(|t| t.naive_utc())
-        .ok_or_else(|| bad("exp is out of range"))?;
     let at = sso.clock.now_naive();
     let audit = sso.identity.audit.clone();
     let client = client.clone();
@@ -241,21 +314,70 @@ fn announced(ready: &Ready, alg: Algorithm) -> bool {
     ready.allowed_algs.iter().any(|a| serde_json::to_value(a).ok() == name)
 }
 
-/// The claims of `token` if `ready`'s keys verify it for this client.
-fn verify_with(ready: &Ready, settings: &ProviderSettings, header: &jsonwebtoken::Header, token: &str) -> Option<Value> {
-    let jwks: JwkSet = serde_json::to_value(ready.metadata.jwks()).ok().and_then(|v| serde_json::from_value(v).ok())?;
-    let jwk = match &header.kid {
-        Some(kid) => jwks.find(kid)?,
-        None if jwks.keys.len() == 1 => &jwks.keys[0],
-        None => return None,
-    };
-    let key = DecodingKey::from_jwk(jwk).ok()?;
-    let mut validation = Validation::new(header.alg);
-    validation.set_issuer(&[ready.issuer.as_str()]);
-    validation.set_audience(&[settings.client_id.as_str()]);
-    validation.set_required_spec_claims(&["iss", "aud", "iat", "exp"]);
-    // `exp` is compared with doorman's clock in `backchannel`, so tests can move time.
-    validation.validate_exp = false;
-    validation.leeway = IAT_SKEW_SECS as u64;
-    jsonwebtoken::decode::<Value>(token, &key, &validation).ok().map(|data| data.claims)
+/// The provider's key set in jsonwebtoken's form.
+fn jwk_set(ready: &Ready) -> Option<JwkSet> {
+    serde_json::to_value(ready.metadata.jwks()).ok().and_then(|v| serde_json::from_value(v).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn claims() -> Value {
+        json!({"iat": NOW, "exp": NOW + 120, "jti": "j1", "sid": "s1", "events": {BACKCHANNEL_EVENT: {}}})
+    }
+
+    #[test]
+    fn well_formed_claims_name_what_they_end() {
+        let checked = check_claims(&claims(), NOW).unwrap();
+        assert_eq!((checked.jti.as_str(), checked.sid.as_deref(), checked.sub.as_deref()), ("j1", Some("s1"), None));
+        // Remembered until exp plus the skew.
+        assert_eq!(checked.remember_until().unwrap().and_utc().timestamp(), NOW + 120 + IAT_SKEW_SECS);
+    }
+
+    #[test]
+    fn each_missing_or_wrong_claim_is_refused() {
+        let cases: [(&str, Value); 7] = [
+            ("iat", Value::Null),
+            ("iat", json!(NOW + IAT_SKEW_SECS + 1)),
+            ("exp", Value::Null),
+            ("exp", json!(NOW - IAT_SKEW_SECS)),
+            ("jti", json!("")),
+            ("events", json!({"other": {}})),
+            ("nonce", json!("n")),
+        ];
+        for (claim, value) in cases {
+            let mut c = claims();
+            if value.is_null() {
+                c.as_object_mut().unwrap().remove(claim);
+            } else {
+                c[claim] = value;
+            }
+            assert!(check_claims(&c, NOW).is_err(), "{claim} = {}", c[claim]);
+        }
+        let mut neither = claims();
+        neither.as_object_mut().unwrap().remove("sid");
+        assert!(check_claims(&neither, NOW).is_err());
+    }
+
+    #[test]
+    fn extreme_times_neither_overflow_nor_pass() {
+        let mut c = claims();
+        c["iat"] = json!(i64::MIN);
+        assert!(check_claims(&c, NOW).is_err());
+        let mut c = claims();
+        c["exp"] = json!(i64::MAX);
+        let checked = check_claims(&c, NOW).unwrap();
+        assert!(checked.remember_until().is_some(), "capped by the iat age limit");
+    }
+
+    #[test]
+    fn hmac_and_garbage_headers_are_refused() {
+        assert!(header_of("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1MSJ9.c2ln").is_err());
+        assert!(header_of("not a token").is_err());
+    }
 }

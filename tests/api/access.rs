@@ -20,6 +20,11 @@ fn minutes(n: u64) -> Duration {
 /// doorman with one in-process provider (`fake`) applying `rules`, on one
 /// clock; refresh tokens issued, e-mails verified; only the test sweeps.
 async fn app(backend: Backend, rules: AccessRules) -> (TestApp, FakeOp) {
+    app_caching(backend, rules, Duration::from_secs(1)).await
+}
+
+/// [`app`] with `auth.cache_ttl` set to `cache_ttl`.
+async fn app_caching(backend: Backend, rules: AccessRules, cache_ttl: Duration) -> (TestApp, FakeOp) {
     let op = FakeOp::start().await;
     op.set(|k| {
         k.refresh_token = true;
@@ -32,7 +37,7 @@ async fn app(backend: Backend, rules: AccessRules) -> (TestApp, FakeOp) {
             s.providers.push(provider);
             s.auth.external_validity = VALIDITY.into();
             s.auth.refresh_interval = VALIDITY.into();
-            s.auth.cache_ttl = Duration::from_secs(1).into();
+            s.auth.cache_ttl = cache_ttl.into();
         })
         .start()
         .await;
@@ -152,6 +157,30 @@ async fn admin_groups_follow_sign_in_and_refresh(backend: Backend) {
     assert_error(second.get("/users").await, 403, "insufficient_scope").await;
 }
 both_backends!(admin_groups_follow_sign_in_and_refresh);
+
+/// A change of the admin flag that `admin_groups` makes is announced like an
+/// administrator's: a bearer token's cached view loses the admin scopes at
+/// once, not after `auth.cache_ttl` (an hour here).
+async fn admin_groups_changes_reach_cached_bearer_tokens(backend: Backend) {
+    let rules = AccessRules { admin_groups: vec!["ops".into()], ..AccessRules::default() };
+    let (app, op) = app_caching(backend, rules, minutes(60)).await;
+    op.set(|k| k.groups = groups(&["ops"]));
+    assert_eq!(app.sso_login("fake").await.status(), 302);
+    let created: Value = app.post_json("/api-token-tap", &json!({"name": "laptop"})).await.json().await.unwrap();
+    let token = created["token"].as_str().expect("token").to_string();
+    assert_eq!(app.get_bearer("/users", &token).await.status(), 200, "cached as an administrator's");
+    // Taken away by the background refresh...
+    op.set(|k| k.groups = groups(&[]));
+    app.advance(minutes(31));
+    assert_eq!(app.sweep().await.refreshed, 1);
+    assert_error(app.get_bearer("/users", &token).await, 403, "insufficient_scope").await;
+    assert_eq!(app.get_bearer("/me", &token).await.status(), 200, "the token itself lives");
+    // ...and given back by the next sign-in.
+    op.set(|k| k.groups = groups(&["ops"]));
+    assert_eq!(app.another_browser().sso_login("fake").await.status(), 302);
+    assert_eq!(app.get_bearer("/users", &token).await.status(), 200);
+}
+both_backends!(admin_groups_changes_reach_cached_bearer_tokens);
 
 async fn removed_from_allowed_groups_loses_access_at_valid_until(backend: Backend) {
     let rules = AccessRules { allowed_groups: vec!["staff".into()], ..AccessRules::default() };

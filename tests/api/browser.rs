@@ -164,3 +164,41 @@ async fn a_session_is_ended_from_the_signed_in_page() {
     assert_eq!(verdict["cspViolations"], 0, "the page's script runs under its policy: {verdict}");
     assert_eq!(other.get("/me").await.status(), 401, "the other browser is signed out");
 }
+
+/// The signed-in page's API helper, once the access cookie has run out while
+/// the session lives: one refresh, one retry, and the person stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_refreshes_an_expired_access_cookie_and_retries_once() {
+    let app = spawn_app(Backend::Sqlite).await;
+    app.create_user("alice", "correct horse", false);
+    let _one_at_a_time = BROWSER.lock().await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/access_refresh.mjs");
+    let mut page = Command::new("node")
+        .args([script, &app.address, "alice", "correct horse"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("node must be installed for the browser tests");
+    let stderr = page.stderr.take().unwrap();
+    let signed_in = tokio::task::spawn_blocking(move || {
+        let mut lines = BufReader::new(stderr).lines();
+        let seen = lines.by_ref().map_while(Result::ok).any(|line| line == "signed in");
+        std::thread::spawn(move || lines.for_each(drop));
+        seen
+    })
+    .await
+    .unwrap();
+    assert!(signed_in, "the browser did not sign in");
+    // Past the access cookie's lifetime (15 minutes), well within the session's.
+    app.advance(std::time::Duration::from_secs(16 * 60));
+    std::io::Write::write_all(&mut page.stdin.take().unwrap(), b"go\n").unwrap();
+    let output = tokio::task::spawn_blocking(move || page.wait_with_output()).await.unwrap().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let verdict: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|_| panic!("browser script said {stdout:?}"));
+    assert_eq!(verdict["ok"], true, "{verdict}");
+    assert_eq!(verdict["status"], 200, "{verdict}");
+    assert_eq!(verdict["calls"], json!(["GET /me 401 access_expired", "POST /me/refresh 200", "GET /me 200"]), "{verdict}");
+    assert_eq!(verdict["path"], "/", "still on the signed-in page: {verdict}");
+}

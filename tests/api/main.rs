@@ -24,3 +24,4 @@ mod session;
 mod session_list;
 mod tokens;
 mod users;
+mod whole_run;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::helpers::real_op::{account, login_at_provider, RealOp, CLIENT_ID, CLIENT_SECRET};
-use crate::helpers::{client_with, fresh_database, Backend, SECRET_KEY};
+use crate::helpers::{client_with, fresh_database, record, Backend, SECRET_KEY};
 
 struct Doorman {
     child: Child,
@@ -54,12 +54,15 @@ async fn start_with(dir: &std::path::Path, name: &str, port: u16, db_url: &str, 
         .arg("--config")
         .arg(&config)
         .current_dir(dir)
-        .env("RUST_LOG", if std::env::var("TEST_LOG").is_ok() { "info" } else { "warn" })
+        .env("RUST_LOG", "info")
         .stdout(Stdio::null())
-        .stderr(if std::env::var("TEST_LOG").is_ok() { Stdio::inherit() } else { Stdio::null() })
+        .stderr(if std::env::var("TEST_LOG").is_ok() { Stdio::inherit() } else { record::stderr_file(name).into() })
         .spawn()
         .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+    // Reached through the run's tap, like every in-process app.
+    let public = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", public.local_addr().unwrap());
+    record::tap(public, port);
     let doorman = Doorman { child, base };
     for _ in 0..100 {
         if reqwest::get(format!("{}/healthz", doorman.base)).await.is_ok_and(|r| r.status() == 200) {

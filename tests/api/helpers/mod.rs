@@ -9,6 +9,7 @@ pub mod device;
 pub mod fake_op;
 pub mod python;
 pub mod real_op;
+pub mod record;
 pub mod sso;
 
 use std::sync::Arc;
@@ -49,8 +50,10 @@ macro_rules! both_backends {
 
 pub const SECRET_KEY: &str = "test-secret-key-0123456789abcdef-0123456789";
 
-/// Every log line of this test process (level, target, message), kept so
-/// tests can search them (e.g. for secrets); printed too with `TEST_LOG=1`.
+/// Every log line of this test process (level, target, message): doorman's
+/// at debug and above, the rest at info and above; kept so tests can search
+/// them (e.g. for secrets), added to the run's record, and printed too with
+/// `TEST_LOG=1`.
 static CAPTURED_LOGS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
 
 struct CaptureLogger {
@@ -58,15 +61,19 @@ struct CaptureLogger {
 }
 
 impl log::Log for CaptureLogger {
-    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
-        true
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::Level::Info || metadata.target().starts_with("doorman")
     }
 
     fn log(&self, record: &log::Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
         let line = format!("{} {} {}", record.level(), record.target(), record.args());
         if self.echo {
             eprintln!("{line}");
         }
+        record::log_line(&line);
         CAPTURED_LOGS.lock().unwrap_or_else(|e| e.into_inner()).push(line);
     }
 
@@ -78,12 +85,12 @@ fn init_logging() {
     INIT.call_once(|| {
         let echo = std::env::var("TEST_LOG").is_ok();
         if log::set_boxed_logger(Box::new(CaptureLogger { echo })).is_ok() {
-            log::set_max_level(if echo { log::LevelFilter::Debug } else { log::LevelFilter::Info });
+            log::set_max_level(log::LevelFilter::Debug);
         }
     });
 }
 
-/// The log lines of this test process so far (every test's, at info and above).
+/// The log lines of this test process so far (every test's).
 pub fn captured_logs() -> Vec<String> {
     CAPTURED_LOGS.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
@@ -164,6 +171,7 @@ pub struct TestApp {
     pub clock: Clock,
     /// The port of the metrics listener, when `metrics.bind` was set.
     pub metrics_port: Option<u16>,
+    _events: Arc<EventsOnDrop>,
     _dir: Option<Arc<tempfile::TempDir>>,
 }
 
@@ -217,21 +225,25 @@ impl Spawn {
     pub async fn start(self) -> TestApp {
         init_logging();
         let (db_url, dir) = self.database.unwrap_or_else(|| fresh_database(self.backend));
-        let listener = self.listener.unwrap_or_else(|| std::net::TcpListener::bind("127.0.0.1:0").unwrap());
+        // Callers reach doorman through the run's tap on `public`, which
+        // relays to doorman's own listener (see `record`).
+        let public = self.listener.unwrap_or_else(|| std::net::TcpListener::bind("127.0.0.1:0").unwrap());
+        let port = public.local_addr().unwrap().port();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let mut settings = test_settings(&db_url, "");
-        let port = listener.local_addr().unwrap().port();
-        settings.server.bind = format!("127.0.0.1:{port}").parse().unwrap();
+        settings.server.bind = listener.local_addr().unwrap().to_string().parse().unwrap();
         settings.server.public_url = format!("http://127.0.0.1:{port}").parse().unwrap();
         for adjust in self.adjust {
             adjust(&mut settings);
         }
         let clock = self.clock.unwrap_or_default();
         let app = Application::build_on(settings, listener, clock.clone()).await.expect("application builds");
-        let port = app.port();
+        record::tap(public, app.port());
         let metrics_port = app.metrics_port();
         let state = app.state();
         tokio::spawn(app.run());
         let jar = Arc::new(Jar::default());
+        let events = Arc::new(EventsOnDrop(state.db.clone()));
         TestApp {
             address: format!("http://127.0.0.1:{port}"),
             port,
@@ -242,8 +254,19 @@ impl Spawn {
             state,
             clock,
             metrics_port,
+            _events: events,
             _dir: dir.map(Arc::new),
         }
+    }
+}
+
+/// Adds the audit events of an app's database to the run's record when the
+/// app's last handle goes (before a SQLite file's directory is removed).
+struct EventsOnDrop(doorman::db::Db);
+
+impl Drop for EventsOnDrop {
+    fn drop(&mut self) {
+        record::events_of(&self.0);
     }
 }
 
@@ -312,6 +335,7 @@ impl TestApp {
 
     /// Creates a local user directly in the database.
     pub fn create_user(&self, name: &str, password: &str, admin: bool) {
+        record::secret(password);
         let mut conn = self.state.db.get().expect("connection");
         let email = format!("{name}@example.com");
         let now = self.clock.now_naive();
@@ -337,6 +361,7 @@ impl TestApp {
         let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
         let made = doorman::service_tokens::clients::create(&mut conn, name, &scopes, None, self.clock.now_naive())
             .expect("create client");
+        record::secret(made.secret.expose());
         (made.id, made.secret.expose().to_string())
     }
 
@@ -357,6 +382,9 @@ impl TestApp {
             .output()
             .expect("run doorman");
         assert!(out.status.success(), "doorman {args:?}: {}, stderr {:?}", out.status, String::from_utf8_lossy(&out.stderr));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        stdout.lines().filter_map(|line| line.strip_prefix("client_secret:")).for_each(record::secret);
+        String::from_utf8_lossy(&out.stderr).lines().for_each(record::log_line);
         out
     }
 
@@ -426,6 +454,7 @@ impl TestApp {
             state: self.state.clone(),
             clock: self.clock.clone(),
             metrics_port: self.metrics_port,
+            _events: self._events.clone(),
             _dir: self._dir.clone(),
         }
     }
