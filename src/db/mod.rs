@@ -330,8 +330,10 @@ where
 {
     conn.transaction(|conn| {
         if let DbConnection::Sqlite(lite) = conn {
-            // A write statement that touches no row still takes the write lock.
-            diesel::sql_query("UPDATE used_oidc_states SET state_hash = state_hash WHERE 1 = 0").execute(lite)?;
+            // A write statement that touches no row still takes the write lock
+            // (built with the DSL, so it is prepared once per connection).
+            use schema::used_oidc_states::dsl::{state_hash, used_oidc_states};
+            diesel::delete(used_oidc_states.filter(state_hash.eq(""))).execute(lite)?;
         }
         f(conn)
     })

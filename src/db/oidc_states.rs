@@ -23,16 +23,15 @@ pub fn purge_expired(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult
     diesel::delete(used_oidc_states::table.filter(used_oidc_states::expires_at.lt(now))).execute(conn)
 }
 
-/// Records `state_hash` as used until `expires_at`. `Ok(false)` when it
-/// already was (a replay). Meant for a write transaction: a redemption of
-/// the same state at the same moment in another transaction makes the
-/// insert fail with a unique violation.
+/// Records `state_hash` as used until `expires_at`, in one statement.
+/// `Ok(false)` when it already was (a replay), including by a transaction
+/// that redeemed the same state at the same moment and committed first.
 pub fn mark_used(conn: &mut DbConnection, state_hash: &str, expires_at: NaiveDateTime) -> QueryResult<bool> {
-    if is_used(conn, state_hash)? {
-        return Ok(false);
-    }
-    diesel::insert_into(used_oidc_states::table)
-        .values((used_oidc_states::state_hash.eq(state_hash), used_oidc_states::expires_at.eq(expires_at)))
-        .execute(conn)?;
-    Ok(true)
+    let row = (used_oidc_states::state_hash.eq(state_hash), used_oidc_states::expires_at.eq(expires_at));
+    let insert = diesel::insert_into(used_oidc_states::table).values(row);
+    let inserted = match conn {
+        DbConnection::Postgresql(pg) => insert.on_conflict_do_nothing().execute(pg)?,
+        DbConnection::Sqlite(lite) => insert.on_conflict_do_nothing().execute(lite)?,
+    };
+    Ok(inserted == 1)
 }

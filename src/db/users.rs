@@ -115,47 +115,71 @@ pub fn list(conn: &mut DbConnection, filter: &ListFilter) -> QueryResult<Vec<Use
 /// Adds each user's identities (latest `valid_until`, provider ids).
 fn with_identities(conn: &mut DbConnection, rows: Vec<UserRow>) -> QueryResult<Vec<UserView>> {
     let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-    let idents: Vec<(String, String, NaiveDateTime)> = external_identities::table
+    let identities: Vec<IdentitySummary> = external_identities::table
         .filter(external_identities::user_id.eq_any(&ids))
         .order(external_identities::created_at.asc())
-        .select((external_identities::user_id, external_identities::provider_id, external_identities::valid_until))
+        .select(IDENTITY_SUMMARY)
         .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|user| {
-            let mine = idents.iter().filter(|(uid, _, _)| *uid == user.id);
-            let valid_until = mine.clone().map(|(_, _, vu)| *vu).max();
-            let mut providers: Vec<String> = Vec::new();
-            for (_, provider, _) in mine {
-                if !providers.contains(provider) {
-                    providers.push(provider.clone());
-                }
-            }
-            UserView { user, valid_until, providers }
-        })
-        .collect())
+    Ok(rows.into_iter().map(|user| summarised(user, &identities)).collect())
+}
+
+/// (user id, provider id, valid until) of an identity.
+type IdentitySummary = (String, String, NaiveDateTime);
+const IDENTITY_SUMMARY: (external_identities::user_id, external_identities::provider_id, external_identities::valid_until) =
+    (external_identities::user_id, external_identities::provider_id, external_identities::valid_until);
+
+/// `user` with the latest `valid_until` and the providers (first linked
+/// first) of those of `identities` that are theirs.
+fn summarised(user: UserRow, identities: &[IdentitySummary]) -> UserView {
+    let mine = identities.iter().filter(|(uid, _, _)| *uid == user.id);
+    let valid_until = mine.clone().map(|(_, _, vu)| *vu).max();
+    let mut providers: Vec<String> = Vec::new();
+    for (_, provider, _) in mine {
+        if !providers.contains(provider) {
+            providers.push(provider.clone());
+        }
+    }
+    UserView { user, valid_until, providers }
+}
+
+/// The view of one user row: one statement with a fixed text (prepared
+/// once per connection), unlike a listing's `IN (...)`.
+pub fn view_of(conn: &mut DbConnection, user: UserRow) -> QueryResult<UserView> {
+    let identities: Vec<IdentitySummary> = external_identities::table
+        .filter(external_identities::user_id.eq(&user.id))
+        .order(external_identities::created_at.asc())
+        .select(IDENTITY_SUMMARY)
+        .load(conn)?;
+    Ok(summarised(user, &identities))
 }
 
 /// The user with their identities' latest `valid_until` and providers.
 pub fn view_by_id(conn: &mut DbConnection, id: &str) -> QueryResult<Option<UserView>> {
-    let Some(row) = find(conn, id)? else { return Ok(None) };
-    Ok(with_identities(conn, vec![row])?.pop())
+    find(conn, id)?.map(|row| view_of(conn, row)).transpose()
 }
 
 pub fn set_password_hash(conn: &mut DbConnection, id: &str, hash: &str, now: NaiveDateTime) -> QueryResult<usize> {
     diesel::update(users::table.find(id)).set((users::password_hash.eq(Some(hash)), users::updated_at.eq(now))).execute(conn)
 }
 
+/// Sets what a provider says of user `id` at a sign-in; the row as it is
+/// now (one statement).
 pub fn update_profile(
     conn: &mut DbConnection,
     id: &str,
     email: Option<&str>,
     display_name: Option<&str>,
     now: NaiveDateTime,
-) -> QueryResult<usize> {
-    diesel::update(users::table.find(id))
-        .set((users::email.eq(email), users::display_name.eq(display_name), users::updated_at.eq(now)))
-        .execute(conn)
+) -> QueryResult<Option<UserRow>> {
+    let update = diesel::update(users::table.find(id)).set((
+        users::email.eq(email),
+        users::display_name.eq(display_name),
+        users::updated_at.eq(now),
+    ));
+    match conn {
+        DbConnection::Postgresql(pg) => update.returning(UserRow::as_returning()).get_result(pg).optional(),
+        DbConnection::Sqlite(lite) => update.returning(UserRow::as_returning()).get_result(lite).optional(),
+    }
 }
 
 /// What an administrator (or a provider's `admin_groups`) may change.

@@ -278,14 +278,16 @@ fn upsert(
     let email = profile.email.as_deref().filter(|e| valid_email(e));
     let name = profile.name.as_deref().map(|n| n.chars().filter(|c| !c.is_control()).take(200).collect::<String>());
     if let Some(identity) = identities::find_by_subject(conn, &profile.issuer, &profile.subject)? {
-        users::update_profile(conn, &identity.user_id, email, name.as_deref(), new.now)?;
         let admin_changed = match new.admission.is_admin {
             Some(is_admin) => follow_admin_groups(conn, &identity.user_id, is_admin)?,
             None => false,
         };
         let sealed = profile.refresh_token.as_ref().map(|t| vault.seal(&refresh_token_context(&identity.id), t));
         identities::record_login(conn, &identity.id, new.valid_until, sealed.as_deref(), new.next_refresh, new.now)?;
-        return Ok(users::view_by_id(conn, &identity.user_id)?.map(|user| Upserted { user, created: false, admin_changed }));
+        let Some(row) = users::update_profile(conn, &identity.user_id, email, name.as_deref(), new.now)? else {
+            return Ok(None);
+        };
+        return Ok(Some(Upserted { user: users::view_of(conn, row)?, created: false, admin_changed }));
     }
     let username = unique_username(conn, &new.base_name)?;
     let is_admin = new.admission.is_admin.unwrap_or(false);
