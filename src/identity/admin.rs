@@ -22,12 +22,17 @@ pub const MAX_LIMIT: i64 = 1000;
 pub const MAX_CHANNEL: usize = 150;
 
 /// `GET /users` query.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
+    /// Only users with this status: `active`, `pending` or `disabled`.
     pub status: Option<String>,
+    /// Part of a username or e-mail.
     pub q: Option<String>,
+    /// Page size: 1 to 1000, default 100.
     pub limit: Option<i64>,
+    /// The last username of the previous page.
     pub after: Option<String>,
 }
 
@@ -38,7 +43,7 @@ pub struct UserPage {
 }
 
 /// `POST /users` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
     pub username: String,
@@ -50,11 +55,12 @@ pub struct NewUser {
 }
 
 /// `PATCH /users/{username}` body; a field left out is left alone.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatch {
     /// `null` removes the e-mail.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
     pub email: Option<Option<String>>,
     pub is_admin: Option<bool>,
     pub channel: Option<String>,
@@ -63,7 +69,7 @@ pub struct UserPatch {
 }
 
 /// `POST /users/{username}/approve` body; every field may be left out.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Approval {
     pub channel: Option<String>,

@@ -219,7 +219,7 @@ impl Event {
 }
 
 /// An event as `GET /audit-events` and the log show it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EventJson {
     pub id: String,
     pub at: DateTime<Utc>,
@@ -229,6 +229,8 @@ pub struct EventJson {
     pub actor: Option<String>,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// What happened, by kind; never a secret.
+    #[schema(value_type = Object)]
     pub detail: Value,
 }
 
@@ -257,7 +259,8 @@ pub fn log_stored(rows: &[AuditRow]) {
 }
 
 /// A page of `GET /audit-events`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = AuditPage)]
 pub struct Page {
     pub events: Vec<EventJson>,
     /// Pass as `cursor` for the next page; `None` on the last.

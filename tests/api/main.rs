@@ -15,6 +15,7 @@ mod hostile;
 mod lifecycle;
 mod migrations;
 mod oidc;
+mod openapi;
 mod processes;
 mod python_client;
 mod real_sso;
