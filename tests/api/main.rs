@@ -20,6 +20,7 @@ mod processes;
 mod python_client;
 mod real_sso;
 mod revocation;
+mod schemathesis;
 mod service_jwt;
 mod session;
 mod session_list;

@@ -149,8 +149,10 @@ struct RouteTable;
 impl Modify for RouteTable {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         for endpoint in ENDPOINTS {
-            let Some(scope) = endpoint.scope else { continue };
             let Some(operation) = operation_mut(openapi, endpoint) else { continue };
+            // Handlers' names repeat across modules (`show`); method and path do not.
+            operation.operation_id = Some(operation_id(endpoint));
+            let Some(scope) = endpoint.scope else { continue };
             let scope = scope.as_str();
             if operation.security.is_none() {
                 let cookie = if is_unsafe(endpoint) {
@@ -180,6 +182,25 @@ impl Modify for RouteTable {
             }
         }
     }
+}
+
+/// `get_users_by_username_sessions` for `GET /users/{username}/sessions`; `get_root` for `GET /`.
+fn operation_id(endpoint: &Endpoint) -> String {
+    let mut id = endpoint.method.as_str().to_lowercase();
+    let segments: Vec<&str> = endpoint.path.split('/').filter(|s| !s.is_empty()).collect();
+    if segments.is_empty() {
+        id.push_str("_root");
+    }
+    for segment in segments {
+        id.push('_');
+        if let Some(name) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            id.push_str("by_");
+            id.push_str(name);
+        } else {
+            id.extend(segment.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).skip_while(|c| *c == '_'));
+        }
+    }
+    id
 }
 
 fn is_unsafe(endpoint: &Endpoint) -> bool {
@@ -273,6 +294,23 @@ mod tests {
         table.dedup();
         assert_eq!(table.len(), before, "a route is in the table twice");
         assert_eq!(operations(&document()), table);
+    }
+
+    #[test]
+    fn operation_ids_are_unique() {
+        let doc = document();
+        let mut ids = Vec::new();
+        for item in doc["paths"].as_object().unwrap().values() {
+            for operation in item.as_object().unwrap().values() {
+                ids.push(operation["operationId"].as_str().expect("an operationId").to_string());
+            }
+        }
+        let count = ids.len();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), count, "{ids:?}");
+        assert!(ids.contains(&"get_users_by_username_sessions".to_string()), "{ids:?}");
+        assert!(ids.contains(&"get_well_known_jwks_json".to_string()), "{ids:?}");
     }
 
     #[test]
