@@ -108,6 +108,13 @@ pub async fn list(identity: &Identity, query: ListQuery) -> Result<UserPage, Ide
     if q.as_ref().is_some_and(|q| q.len() > 254) {
         return Err(IdentityError::InvalidInput("q is at most 254 characters".into()));
     }
+    // No stored name or address holds a control character, and PostgreSQL
+    // refuses a NUL in any text: such a filter is bad input, not a query.
+    for (key, value) in [("q", &q), ("after", &query.after)] {
+        if value.as_deref().is_some_and(|v| v.chars().any(char::is_control)) {
+            return Err(IdentityError::InvalidInput(format!("{key} must be printable characters")));
+        }
+    }
     let filter = ListFilter { status: query.status, q, after: query.after, limit };
     let users = identity.db.run(move |conn| db_users::list(conn, &filter)).await?;
     let next = (users.len() as i64 == limit).then(|| users.last().map(|u| u.user.username.clone())).flatten();

@@ -316,6 +316,10 @@ impl Audit {
         if !(1..=MAX_LIMIT).contains(&limit) {
             return Err(bad(format!("limit must be 1 to {MAX_LIMIT}")));
         }
+        // PostgreSQL refuses a NUL in any text, and no username holds a control character.
+        if query.username.as_deref().is_some_and(|u| u.chars().any(char::is_control)) {
+            return Err(bad("username must be printable characters".into()));
+        }
         let kind = match query.kind.as_deref().filter(|k| !k.is_empty()) {
             Some(text) => Some(Kind::parse(text).ok_or_else(|| bad(format!("unknown kind {text:?}")))?.as_str().to_string()),
             None => None,
