@@ -124,7 +124,10 @@ async fn forged_access_cookie_is_refused() {
 async fn unknown_routes_and_methods_answer_json() {
     let app = spawn_app(Backend::Sqlite).await;
     assert_error(app.get("/nope").await, 404, "not_found").await;
-    assert_error(app.get("/me/login").await, 404, "not_found").await;
+    // A known path with a method it does not take: 405, naming the ones it does.
+    let response = app.get("/me/login").await;
+    assert_eq!(response.headers()["allow"], "POST");
+    assert_error(response, 405, "method_not_allowed").await;
 }
 
 /// A NUL or another control character in a filter or a client id is bad
