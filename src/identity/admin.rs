@@ -27,10 +27,12 @@ pub const MAX_CHANNEL: usize = 150;
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Only users with this status: `active`, `pending` or `disabled`.
+    #[param(pattern = "^(active|pending|disabled)$")]
     pub status: Option<String>,
     /// Part of a username or e-mail.
     pub q: Option<String>,
-    /// Page size: 1 to 1000, default 100.
+    /// Page size: 1 to 1000 (`MAX_LIMIT`), default 100.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
     /// The last username of the previous page.
     pub after: Option<String>,
@@ -46,11 +48,18 @@ pub struct UserPage {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
+    /// ASCII letters, digits and `. @ + - _`; 1 to 150 (`users::MAX_USERNAME`).
+    #[schema(pattern = r"^[A-Za-z0-9.@+_-]{1,150}$", min_length = 1, max_length = 150)]
     pub username: String,
+    /// 8 characters (`password::MIN_LENGTH`) to 1024 bytes.
+    #[schema(min_length = 8, max_length = 1024)]
     pub password: String,
+    #[schema(max_length = 254)]
     pub email: Option<String>,
     #[serde(default)]
     pub is_admin: bool,
+    /// Default: `auth.default_channel`.
+    #[schema(min_length = 1, max_length = 150)]
     pub channel: Option<String>,
 }
 
@@ -63,8 +72,10 @@ pub struct UserPatch {
     #[schema(value_type = Option<String>)]
     pub email: Option<Option<String>>,
     pub is_admin: Option<bool>,
+    #[schema(min_length = 1, max_length = 150)]
     pub channel: Option<String>,
-    /// `active` or `disabled`.
+    /// `active` or `disabled` (which ends every session and API token of the user).
+    #[schema(pattern = "^(active|disabled)$")]
     pub status: Option<String>,
 }
 
@@ -72,6 +83,7 @@ pub struct UserPatch {
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Approval {
+    #[schema(min_length = 1, max_length = 150)]
     pub channel: Option<String>,
     pub is_admin: Option<bool>,
 }

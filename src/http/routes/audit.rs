@@ -21,6 +21,7 @@ pub struct Query {
     /// Events before this time (RFC 3339).
     before: Option<String>,
     /// Page size: 1 to 1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
     /// The `next` of the previous page.
     cursor: Option<String>,

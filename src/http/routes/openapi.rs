@@ -19,7 +19,7 @@ use utoipa::openapi::extensions::ExtensionsBuilder;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::server::Server;
-use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder, Schema};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::{admin, audit, device, health, info, jwks, me, oidc, pages, tokens, users, Endpoint, ENDPOINTS};
@@ -84,7 +84,7 @@ use crate::http::state::AppState;
         jwks::show,
     ),
     components(schemas(ErrorBody)),
-    modifiers(&SecuritySchemes, &RouteTable),
+    modifiers(&SecuritySchemes, &RouteTable, &OptionalBodies),
     tags(
         (name = "service", description = "Health, readiness, discovery"),
         (name = "pages", description = "Server-rendered pages and their files"),
@@ -203,6 +203,31 @@ fn operation_id(endpoint: &Endpoint) -> String {
     id
 }
 
+/// A request body written `Option<T>` in a handler's attribute may be left
+/// out (it is not `required`); utoipa also lets it be JSON `null`
+/// (`oneOf: [null, T]`), which no handler takes: the body's schema is `T`.
+struct OptionalBodies;
+
+impl Modify for OptionalBodies {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for endpoint in ENDPOINTS {
+            let Some(operation) = operation_mut(openapi, endpoint) else { continue };
+            let Some(body) = operation.request_body.as_mut() else { continue };
+            if body.required.is_some() {
+                continue;
+            }
+            for content in body.content.values_mut() {
+                if let Some(RefOr::T(Schema::OneOf(one_of))) = &content.schema {
+                    let mut refs = one_of.items.iter().filter(|item| matches!(item, RefOr::Ref(_)));
+                    if let (Some(only), None) = (refs.next(), refs.next()) {
+                        content.schema = Some(only.clone());
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn is_unsafe(endpoint: &Endpoint) -> bool {
     !matches!(endpoint.method.as_str(), "GET" | "HEAD" | "OPTIONS")
 }
@@ -294,6 +319,23 @@ mod tests {
         table.dedup();
         assert_eq!(table.len(), before, "a route is in the table twice");
         assert_eq!(operations(&document()), table);
+    }
+
+    /// Optional bodies (left out, never `null`): `POST /token`,
+    /// `POST /api-token-tap`, `POST /users/{username}/approve`.
+    #[test]
+    fn optional_bodies_are_not_required_and_not_null() {
+        let doc = document();
+        for (path, schema) in
+            [("/token", "TokenParams"), ("/api-token-tap", "TokenRequestBody"), ("/users/{username}/approve", "Approval")]
+        {
+            let body = &doc["paths"][path]["post"]["requestBody"];
+            assert!(body.get("required").is_none_or(|r| r == false), "{path}: {body}");
+            for content in body["content"].as_object().unwrap().values() {
+                assert_eq!(content["schema"]["$ref"], format!("#/components/schemas/{schema}"), "{path}: {body}");
+            }
+        }
+        assert_eq!(doc["paths"]["/users"]["post"]["requestBody"]["required"], true);
     }
 
     #[test]

@@ -191,8 +191,8 @@ pub async fn revoke(
         description = "Optional `grant_type` (left out: the bearer or browser caller; `client_credentials` with HTTP Basic; \
             or the device-code grant), `scope`, `audience`, and for the device-code grant `device_code` and `client_id`",
         content(
-            (TokenParams = "application/x-www-form-urlencoded"),
-            (TokenParams = "application/json"),
+            (Option<TokenParams> = "application/x-www-form-urlencoded"),
+            (Option<TokenParams> = "application/json"),
         ),
     ),
     security(("bearer" = ["tokens"]), ("cookie" = ["tokens"], "csrf" = []), ("basic" = []), ()),

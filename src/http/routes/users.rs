@@ -169,7 +169,8 @@ pub async fn approve(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPassword {
-    /// The new password.
+    /// The new password: 8 characters to 1024 bytes.
+    #[schema(min_length = 8, max_length = 1024)]
     password: String,
     /// The current password: required when changing one's own.
     old_password: Option<String>,
