@@ -1,6 +1,7 @@
 //! schemathesis against a live doorman, on its own `/openapi.json`: as an
 //! anonymous caller, as a signed-in user and as an admin (each with the
-//! session and access cookies and the `X-CSRFToken` header). No 5xx, and
+//! session and access cookies and the `X-CSRFToken` header), and as the
+//! admin's bearer token with every scope. No 5xx, and
 //! every answer's status, content type, headers and body as described.
 //!
 //! On PostgreSQL. Bounded (a fixed number of examples per operation, a time limit per run)
@@ -9,7 +10,7 @@
 //! directory, which scripts/test.sh shows. A missing python3 or
 //! schemathesis fails here, loudly (`pip install -r tests/schemathesis/requirements.txt`).
 
-use crate::helpers::python::run_python;
+use crate::helpers::python::{run_python, tap};
 use crate::helpers::{spawn, Backend, TestApp};
 
 const PASSWORD: &str = "correct horse battery";
@@ -18,21 +19,22 @@ const PASSWORD: &str = "correct horse battery";
 const MAX_EXAMPLES: u32 = 100;
 const TIME_LIMIT_SECS: u32 = 120;
 
-/// The headers of a browser session of `username`: its cookies and the CSRF header.
-async fn signed_in(app: &TestApp, username: &str) -> Vec<String> {
+/// A browser signed in as `username`, and the headers of its session: its cookies and the CSRF header.
+async fn signed_in(app: &TestApp, username: &str) -> (TestApp, Vec<String>) {
     let browser = app.another_browser();
     let response = browser.login(username, PASSWORD).await;
     assert_eq!(response.status(), 200, "{username} signs in");
     let cookie = |name: &str| browser.cookie(name).unwrap_or_else(|| panic!("{username}: no {name} cookie"));
     let csrf = cookie("csrftoken");
-    vec![
+    let headers = vec![
         format!(
             "Cookie: doorman_access={}; doorman_session={}; csrftoken={csrf}",
             cookie("doorman_access"),
             cookie("doorman_session")
         ),
         format!("X-CSRFToken: {csrf}"),
-    ]
+    ];
+    (browser, headers)
 }
 
 struct Run {
@@ -81,24 +83,29 @@ async fn schemathesis(app: &TestApp, run: &Run, report_dir: &str) -> (String, St
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn schemathesis_finds_no_failure_as_anonymous_user_and_admin() {
+async fn schemathesis_finds_no_failure_as_anonymous_user_admin_and_bearer() {
     // PostgreSQL, the production backend: stricter with odd text than SQLite.
     let app = spawn(Backend::Postgres).start().await;
     app.create_user("admin", PASSWORD, true);
     app.create_user("user", PASSWORD, false);
     // What the admin's destructive calls act on, instead of anyone signed in here.
     app.create_user("target", PASSWORD, false);
-    let user = signed_in(&app, "user").await;
-    let admin = signed_in(&app, "admin").await;
+    let (_, user) = signed_in(&app, "user").await;
+    let (admin_browser, admin) = signed_in(&app, "admin").await;
+    // The admin's bearer token, with every scope (from their browser session).
+    let token = tap(&admin_browser).await["token"].as_str().expect("a token").to_string();
 
     // Left out of the signed-in runs, as they would end the very session
     // the run depends on: signing out, and ending a session of one's own
     // (schemathesis learns the ids from GET /me/sessions).
     const OWN_SESSION: &[&str] = &["post_me_logout", "delete_me_sessions_by_id"];
+    // With the bearer token, what would end it: revoking it (schemathesis
+    // learns its id from GET /api-tokens).
+    const OWN_TOKEN: &[&str] = &["delete_api_tokens_by_id"];
     // The admin's calls that sign a user out, disable, demote, delete or
     // re-password them act on `target`: on the admin themself they would
-    // end the run's session (schemathesis learns usernames from GET /users).
-    let on_target = [
+    // end the run's session or token (schemathesis learns usernames from GET /users).
+    let on_target: Vec<_> = [
         "patch_users_by_username",
         "delete_users_by_username",
         "post_users_by_username_sign_out",
@@ -110,7 +117,8 @@ async fn schemathesis_finds_no_failure_as_anonymous_user_and_admin() {
     let runs = [
         Run { role: "anonymous", headers: vec![], exclude: &[], fix: vec![] },
         Run { role: "user", headers: user, exclude: OWN_SESSION, fix: vec![] },
-        Run { role: "admin", headers: admin, exclude: OWN_SESSION, fix: on_target },
+        Run { role: "admin", headers: admin, exclude: OWN_SESSION, fix: on_target.clone() },
+        Run { role: "admin-bearer", headers: vec![format!("Authorization: Bearer {token}")], exclude: OWN_TOKEN, fix: on_target },
     ];
 
     let report_dir = tempfile::tempdir().unwrap();

@@ -4,7 +4,8 @@
 The caller's credentials come as headers (--header 'Cookie: ...', --header
 'X-CSRFToken: ...', --header 'Authorization: Bearer ...'); none: anonymous.
 Checks: no 5xx, and every answer's status, content type, headers and body
-conform to the description. The run is bounded (--max-examples per
+conform to the description; and GET /me answers as that caller (200 with
+credentials, 401 without) before and after the run. The run is bounded (--max-examples per
 operation, --time-limit in all) and repeatable (deterministic generation).
 
 Prints the run's numbers on stdout, last, as one line:
@@ -26,6 +27,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 
 CHECKS = ",".join(
     [
@@ -41,6 +44,19 @@ CHECKS = ",".join(
 def fail(message, code=1):
     print(f"schemathesis run: FAILED: {message}", flush=True)
     sys.exit(code)
+
+
+def me_status(url, headers):
+    """The status of GET /me with the caller's headers: 200 signed in, 401 anonymous."""
+    request = urllib.request.Request(url.rstrip("/") + "/me")
+    for header in headers:
+        name, _, value = header.partition(":")
+        request.add_header(name.strip(), value.strip())
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
 
 
 def main():
@@ -110,6 +126,12 @@ def main():
                 f.write(f"parameters = {{ {json.dumps(name)} = {json.dumps(value)} }}\n\n")
         command[3:3] = ["--config-file", config]
 
+    # The caller is who it should be before the run and still is after it:
+    # a run whose credentials died halfway would test little as that caller.
+    expected = 200 if args.header else 401
+    before = me_status(args.url, args.header)
+    if before != expected:
+        fail(f"{args.role}: GET /me answers {before} before the run, not {expected}")
     started = time.monotonic()
     try:
         # In the report directory: schemathesis keeps its cache in the working directory.
@@ -122,6 +144,9 @@ def main():
         fail(f"{args.role}: schemathesis wrote no report (exit {out.returncode})")
     with open(report) as f:
         data = json.load(f)
+    after = me_status(args.url, args.header)
+    if after != expected:
+        fail(f"{args.role}: GET /me answers {after} after the run, not {expected}: an operation ended the caller's credentials")
 
     failed = out.returncode != 0 or data["test_cases"]["with_failures"] or data.get("failures") or data.get("errors")
     if failed:
