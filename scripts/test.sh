@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Runs every test of doorman on a fresh machine: installs what the tests
 # need (Chromium, the npm OpenID Provider and browser driver, Python
-# packages for the examples and the client package with pytest), then
-# `cargo test` on SQLite and PostgreSQL; with no arguments, then the
-# whole-run check for secrets in logs and audit events, and a bounded run of
-# every fuzz target (scripts/fuzz.sh).
+# packages for the examples, the client package with pytest, and
+# schemathesis), then `cargo test` on SQLite and PostgreSQL, schemathesis
+# against a live doorman among them (its numbers are shown at the end);
+# with no arguments, then the whole-run check for secrets in logs and audit
+# events, and a bounded run of every fuzz target (scripts/fuzz.sh).
 #
 # PostgreSQL: DOORMAN_TEST_POSTGRES_URL (default: the local server,
 # postgres://postgres@127.0.0.1:5432/test). A server that cannot be reached
@@ -42,6 +43,11 @@ PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --quiet --disable-pip-version
 python3 -c "import doorman_client, pytest" || { echo "the Python client package or pytest is missing" >&2; exit 1; }
 command -v doorman-login >/dev/null 2>&1 || echo "note: doorman-login is not on PATH (pip's script directory)" >&2
 
+# schemathesis, which tests/api/schemathesis.rs runs against a live doorman
+# on its own /openapi.json; a missing one fails that test, loudly.
+PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --quiet --disable-pip-version-check -r tests/schemathesis/requirements.txt
+python3 -c "import schemathesis" || { echo "schemathesis is missing" >&2; exit 1; }
+
 # The real OpenID Provider checks itself first (its own full flow over HTTP).
 node tests/idp/selftest.mjs
 
@@ -56,7 +62,14 @@ export DOORMAN_TEST_POSTGRES_URL="${DOORMAN_TEST_POSTGRES_URL:-postgres://postgr
 # after the run by the whole-run check below.
 export DOORMAN_TEST_RECORD="$PWD/target/tmp/run-record"
 rm -rf "$DOORMAN_TEST_RECORD"
+# The schemathesis test writes its numbers here (cargo shows a passing test's output only on failure).
+summary="${CARGO_TARGET_DIR:-target}/tmp/schemathesis-summary.txt"
+rm -f "$summary"
 cargo test --locked "$@"
+if [ -f "$summary" ]; then
+    echo "schemathesis against the live server (operations, examples, failures per caller):"
+    cat "$summary"
+fi
 
 if [ $# -eq 0 ]; then
     # After the whole run: no log line or audit event holds a secret it created.

@@ -27,12 +27,19 @@ pub struct ApiError {
     pub oauth: bool,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: &'a str,
-    message: &'a str,
+/// Every error's body: `{"error": "<code>", "message": "<text>"}`; an OAuth
+/// answer repeats the message as `error_description`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// A stable code for programs, e.g. `not_authenticated`.
+    #[schema(examples("not_authenticated"))]
+    pub error: String,
+    /// A sentence for people.
+    #[schema(examples("authentication is required"))]
+    pub message: String,
+    /// OAuth answers only (`POST /token`, `POST /oauth/device_authorization`): the message again (RFC 6749 §5.2).
     #[serde(skip_serializing_if = "Option::is_none")]
-    error_description: Option<&'a str>,
+    pub error_description: Option<String>,
 }
 
 impl ApiError {
@@ -107,8 +114,8 @@ impl ResponseError for ApiError {
         if let Some(seconds) = self.retry_after {
             response.insert_header((header::RETRY_AFTER, seconds.to_string()));
         }
-        let error_description = self.oauth.then_some(self.message.as_str());
-        response.json(Body { error: self.code, message: &self.message, error_description })
+        let error_description = self.oauth.then(|| self.message.clone());
+        response.json(ErrorBody { error: self.code.to_string(), message: self.message.clone(), error_description })
     }
 }
 

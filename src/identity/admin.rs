@@ -22,12 +22,19 @@ pub const MAX_LIMIT: i64 = 1000;
 pub const MAX_CHANNEL: usize = 150;
 
 /// `GET /users` query.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
+    /// Only users with this status: `active`, `pending` or `disabled`.
+    #[param(pattern = "^(active|pending|disabled)$")]
     pub status: Option<String>,
+    /// Part of a username or e-mail.
     pub q: Option<String>,
+    /// Page size: 1 to 1000 (`MAX_LIMIT`), default 100.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
+    /// The last username of the previous page.
     pub after: Option<String>,
 }
 
@@ -38,34 +45,45 @@ pub struct UserPage {
 }
 
 /// `POST /users` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
+    /// ASCII letters, digits and `. @ + - _`; 1 to 150 (`users::MAX_USERNAME`).
+    #[schema(pattern = r"^[A-Za-z0-9.@+_-]{1,150}$", min_length = 1, max_length = 150)]
     pub username: String,
+    /// 8 characters (`password::MIN_LENGTH`) to 1024 bytes.
+    #[schema(min_length = 8, max_length = 1024)]
     pub password: String,
+    #[schema(max_length = 254)]
     pub email: Option<String>,
     #[serde(default)]
     pub is_admin: bool,
+    /// Default: `auth.default_channel`.
+    #[schema(min_length = 1, max_length = 150)]
     pub channel: Option<String>,
 }
 
 /// `PATCH /users/{username}` body; a field left out is left alone.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatch {
     /// `null` removes the e-mail.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
     pub email: Option<Option<String>>,
     pub is_admin: Option<bool>,
+    #[schema(min_length = 1, max_length = 150)]
     pub channel: Option<String>,
-    /// `active` or `disabled`.
+    /// `active` or `disabled` (which ends every session and API token of the user).
+    #[schema(pattern = "^(active|disabled)$")]
     pub status: Option<String>,
 }
 
 /// `POST /users/{username}/approve` body; every field may be left out.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Approval {
+    #[schema(min_length = 1, max_length = 150)]
     pub channel: Option<String>,
     pub is_admin: Option<bool>,
 }
@@ -101,6 +119,13 @@ pub async fn list(identity: &Identity, query: ListQuery) -> Result<UserPage, Ide
     let q = query.q.map(|q| q.trim().to_string()).filter(|q| !q.is_empty());
     if q.as_ref().is_some_and(|q| q.len() > 254) {
         return Err(IdentityError::InvalidInput("q is at most 254 characters".into()));
+    }
+    // No stored name or address holds a control character, and PostgreSQL
+    // refuses a NUL in any text: such a filter is bad input, not a query.
+    for (key, value) in [("q", &q), ("after", &query.after)] {
+        if value.as_deref().is_some_and(|v| v.chars().any(char::is_control)) {
+            return Err(IdentityError::InvalidInput(format!("{key} must be printable characters")));
+        }
     }
     let filter = ListFilter { status: query.status, q, after: query.after, limit };
     let users = identity.db.run(move |conn| db_users::list(conn, &filter)).await?;

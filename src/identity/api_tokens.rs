@@ -30,13 +30,16 @@ pub struct CachedToken {
 }
 
 /// A freshly minted token; the only time its secret exists in clear.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct NewToken {
     pub id: String,
     pub name: String,
+    /// The bearer token (`dmn_...`), shown this once.
     #[serde(serialize_with = "expose")]
+    #[schema(value_type = String)]
     pub token: SecretString,
     pub expires_at: DateTime<Utc>,
+    #[schema(value_type = Vec<String>, examples(json!(["account", "tokens"])))]
     pub scopes: ScopeSet,
 }
 
@@ -53,7 +56,7 @@ fn expose<S: serde::Serializer>(secret: &SecretString, serializer: S) -> Result<
 }
 
 /// The JSON body of `POST /api-token-tap`; every field may be left out.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenRequestBody {
     pub name: Option<String>,
@@ -63,14 +66,14 @@ pub struct TokenRequestBody {
     pub ttl: Option<TtlField>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum ScopesField {
     List(Vec<String>),
     Text(String),
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum TtlField {
     Seconds(u64),
@@ -348,11 +351,12 @@ pub fn created_event(row: &ApiTokenRow, username: &str) -> Event {
 }
 
 /// A token as `GET /api-tokens` shows it: never its secret nor its hash.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TokenInfo {
     pub id: String,
     pub name: String,
     pub username: String,
+    #[schema(value_type = Vec<String>)]
     pub scopes: ScopeSet,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,

@@ -219,7 +219,7 @@ impl Event {
 }
 
 /// An event as `GET /audit-events` and the log show it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EventJson {
     pub id: String,
     pub at: DateTime<Utc>,
@@ -229,6 +229,8 @@ pub struct EventJson {
     pub actor: Option<String>,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// What happened, by kind; never a secret.
+    #[schema(value_type = Object)]
     pub detail: Value,
 }
 
@@ -257,7 +259,8 @@ pub fn log_stored(rows: &[AuditRow]) {
 }
 
 /// A page of `GET /audit-events`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = AuditPage)]
 pub struct Page {
     pub events: Vec<EventJson>,
     /// Pass as `cursor` for the next page; `None` on the last.
@@ -312,6 +315,10 @@ impl Audit {
         let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
         if !(1..=MAX_LIMIT).contains(&limit) {
             return Err(bad(format!("limit must be 1 to {MAX_LIMIT}")));
+        }
+        // PostgreSQL refuses a NUL in any text, and no username holds a control character.
+        if query.username.as_deref().is_some_and(|u| u.chars().any(char::is_control)) {
+            return Err(bad("username must be printable characters".into()));
         }
         let kind = match query.kind.as_deref().filter(|k| !k.is_empty()) {
             Some(text) => Some(Kind::parse(text).ok_or_else(|| bad(format!("unknown kind {text:?}")))?.as_str().to_string()),

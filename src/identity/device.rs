@@ -107,7 +107,7 @@ impl UserCode {
 }
 
 /// The body of `POST /oauth/device_authorization`, as a form or JSON.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuthorizationParams {
     pub client_id: Option<String>,
@@ -144,9 +144,10 @@ impl AuthorizationParams {
 }
 
 /// The answer of `POST /oauth/device_authorization` (RFC 8628 §3.2).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DeviceAuthorization {
     #[serde(serialize_with = "expose")]
+    #[schema(value_type = String)]
     pub device_code: SecretString,
     pub user_code: String,
     pub verification_uri: String,

@@ -61,7 +61,7 @@ impl Principal {
 
 /// The caller as `GET /me` shows them: what their credential carries, so
 /// the answer reads no database.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MeJson {
     pub username: String,
     pub email: Option<String>,
@@ -89,7 +89,7 @@ impl From<&Principal> for MeJson {
 
 /// A user as the `/users` endpoints show them: the one JSON
 /// projection of a stored user.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserJson {
     pub username: String,
     pub email: Option<String>,
@@ -97,6 +97,7 @@ pub struct UserJson {
     pub is_admin: bool,
     pub is_external_user: bool,
     /// `active`, `pending` or `disabled`.
+    #[schema(examples("active"))]
     pub status: String,
     pub created_at: DateTime<Utc>,
     pub last_login_at: Option<DateTime<Utc>>,

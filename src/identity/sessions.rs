@@ -68,7 +68,7 @@ impl SessionOrigin {
 }
 
 /// A live browser session as `GET /me/sessions` shows it (never its token).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SessionInfo {
     pub id: String,
     pub created_at: DateTime<Utc>,

@@ -237,8 +237,9 @@ impl ServiceTokens {
     /// limit once a window); a fault of ours (the database) is not a refusal.
     pub async fn authenticate_client(&self, id: &str, secret: &str, client: &Origin) -> Result<Arc<Client>, TokenError> {
         // An id no client can have: refused before anything, and not recorded
-        // (it touches no client, and costs the sender nothing).
-        if id.is_empty() || id.len() > 100 {
+        // (it touches no client, and costs the sender nothing). A control
+        // character (a NUL would make PostgreSQL fail the lookup) is one.
+        if id.is_empty() || id.len() > 100 || id.chars().any(char::is_control) {
             return Err(TokenError::InvalidClient("wrong client id or secret"));
         }
         let result = self.check_client(id, secret, client.ip_or_unspecified()).await;

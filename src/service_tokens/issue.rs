@@ -24,7 +24,7 @@ pub const BROWSER_CLIENT_ID: &str = "browser-session";
 pub const MAX_AUDIENCE: usize = 200;
 
 /// The parameters of a token request, as a form (OAuth) or a JSON body.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenParams {
     pub grant_type: Option<String>,
@@ -76,7 +76,7 @@ impl TokenParams {
 }
 
 /// The answer of `POST /token` (RFC 6749 §5.1).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TokenResponse {
     pub access_token: String,
     pub token_type: &'static str,

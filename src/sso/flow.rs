@@ -83,7 +83,8 @@ pub fn begin(sso: &Sso, provider_id: Option<&str>, next: String, link_user: Opti
 }
 
 /// What the provider sends back to `/oidc/callback`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CallbackQuery {
     pub code: Option<String>,
     pub state: Option<String>,

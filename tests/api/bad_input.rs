@@ -124,5 +124,47 @@ async fn forged_access_cookie_is_refused() {
 async fn unknown_routes_and_methods_answer_json() {
     let app = spawn_app(Backend::Sqlite).await;
     assert_error(app.get("/nope").await, 404, "not_found").await;
-    assert_error(app.get("/me/login").await, 404, "not_found").await;
+    // A known path with a method it does not take: 405, naming the ones it does.
+    let response = app.get("/me/login").await;
+    assert_eq!(response.headers()["allow"], "POST");
+    assert_error(response, 405, "method_not_allowed").await;
 }
+
+/// A NUL or another control character in a filter or a client id is bad
+/// input (PostgreSQL refuses a NUL in any text): 400, or the client's 401,
+/// never a 500.
+async fn control_characters_in_filters_and_client_ids_are_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_user("root", "correct horse", true);
+    assert_eq!(app.login("root", "correct horse").await.status(), 200);
+    for query in ["q=%00", "q=a%01b", "after=%00", "after=x%0A"] {
+        let body = assert_error(app.get(&format!("/users?{query}")).await, 400, "invalid_input").await;
+        assert!(body["message"].as_str().unwrap().contains("printable"), "{query}: {body}");
+    }
+    assert_eq!(app.get("/users?q=roo&after=a").await.status(), 200);
+    for query in ["username=%00", "username=ro%00ot"] {
+        assert_error(app.get(&format!("/audit-events?{query}")).await, 400, "invalid_input").await;
+    }
+    assert_eq!(app.get("/audit-events?username=root").await.status(), 200);
+
+    let (id, secret) = app.create_client("ci", &["tokens"]);
+    for bad_id in ["a\0b", "\0", "ci\x7f"] {
+        let response = reqwest::Client::new()
+            .post(app.url("/token"))
+            .basic_auth(bad_id, Some(&secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
+        assert_error(response, 401, "invalid_client").await;
+    }
+    let response = reqwest::Client::new()
+        .post(app.url("/token"))
+        .basic_auth(&id, Some(&secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+both_backends!(control_characters_in_filters_and_client_ids_are_refused);

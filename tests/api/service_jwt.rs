@@ -325,7 +325,9 @@ async fn bad_token_requests_are_4xx(backend: Backend) {
     assert_error(send(form, "scope=".into()).await.unwrap(), 400, "invalid_scope").await;
     // Unknown form parameters are ignored, as OAuth asks.
     assert_eq!(send(form, "%ff%fe=%ff&resource=x".into()).await.unwrap().status(), 200);
-    assert_error(app.get("/token").await, 404, "not_found").await;
+    let response = app.get("/token").await;
+    assert_eq!(response.headers()["allow"], "POST");
+    assert_error(response, 405, "method_not_allowed").await;
 }
 both_backends!(bad_token_requests_are_4xx);
 

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use crate::crypto::constant_time_eq;
 use crate::http::client::ClientInfo;
 use crate::http::cookies::{ACCESS, CSRF};
-use crate::http::error::{internal, ApiError};
+use crate::http::error::{internal, ApiError, ErrorBody};
 use crate::http::state::AppState;
 use crate::identity::admin::{self, Approval, ListQuery};
 use crate::identity::principal::UserJson;
@@ -31,12 +31,29 @@ fn page(status: actix_web::http::StatusCode, body: String) -> HttpResponse {
     super::pages::html_with_status(status, body)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// The notice after an action: `approved:NAME` or `rejected:NAME`.
     done: Option<String>,
 }
 
 /// `GET /admin`: pending users; signed-out browsers go to `/login`.
+#[utoipa::path(
+    get,
+    path = "/admin",
+    tag = "admin page",
+    params(PageQuery),
+    security((), ("cookie" = ["users:admin"])),
+    extensions(("x-scope" = json!("users:admin"))),
+    responses(
+        (status = 200, description = "The users waiting for approval, with Approve and Reject forms", content_type = "text/html", body = String),
+        (status = 302, description = "Not signed in: to `/login?next=/admin`", headers(("Location" = String))),
+        (status = 400, description = "`invalid_query`", body = ErrorBody),
+        (status = 403, description = "Signed in, not an administrator", content_type = "text/html", body = String),
+        (status = 503, description = "`database_unavailable`", body = ErrorBody),
+    ),
+)]
 pub async fn show(state: web::Data<AppState>, req: HttpRequest, query: web::Query<PageQuery>) -> Result<HttpResponse, ApiError> {
     let done = query.into_inner().done.as_deref().and_then(notice);
     let principal = match admin_caller(&state, &req).await {
@@ -76,8 +93,9 @@ fn notice(done: &str) -> Option<String> {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct ActionForm {
+    /// The `csrftoken` cookie's value (double submit).
     csrf: String,
 }
 
@@ -97,6 +115,24 @@ fn back(done: &str, name: &str) -> HttpResponse {
 }
 
 /// `POST /admin/users/{username}/approve` (form): approves, back to `/admin`.
+#[utoipa::path(
+    post,
+    path = "/admin/users/{username}/approve",
+    tag = "admin page",
+    params(("username" = String, Path, description = "The pending user")),
+    request_body(content = ActionForm, content_type = "application/x-www-form-urlencoded"),
+    security(("cookie" = ["users:admin"])),
+    extensions(("x-scope" = json!("users:admin"))),
+    responses(
+        (status = 303, description = "Approved: back to `/admin`", headers(("Location" = String))),
+        (status = 400, description = "`invalid_form`", body = ErrorBody),
+        (status = 401, description = "Not signed in (`not_authenticated`, `access_expired`, `invalid_session`)", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope` (not an administrator) or `csrf_failed`", body = ErrorBody),
+        (status = 404, description = "No such user", body = ErrorBody),
+        (status = 409, description = "`not_pending`", body = ErrorBody),
+        (status = 503, description = "`database_unavailable`", body = ErrorBody),
+    ),
+)]
 pub async fn approve(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -111,6 +147,24 @@ pub async fn approve(
 }
 
 /// `POST /admin/users/{username}/reject` (form): deletes the pending user, back to `/admin`.
+#[utoipa::path(
+    post,
+    path = "/admin/users/{username}/reject",
+    tag = "admin page",
+    params(("username" = String, Path, description = "The pending user")),
+    request_body(content = ActionForm, content_type = "application/x-www-form-urlencoded"),
+    security(("cookie" = ["users:admin"])),
+    extensions(("x-scope" = json!("users:admin"))),
+    responses(
+        (status = 303, description = "Rejected (deleted): back to `/admin`", headers(("Location" = String))),
+        (status = 400, description = "`invalid_form`", body = ErrorBody),
+        (status = 401, description = "Not signed in (`not_authenticated`, `access_expired`, `invalid_session`)", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope` (not an administrator) or `csrf_failed`", body = ErrorBody),
+        (status = 404, description = "No such user", body = ErrorBody),
+        (status = 409, description = "`not_pending`", body = ErrorBody),
+        (status = 503, description = "`database_unavailable`", body = ErrorBody),
+    ),
+)]
 pub async fn reject(
     state: web::Data<AppState>,
     req: HttpRequest,

@@ -5,8 +5,7 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 use super::pages::html_with_status;
 use super::tokens::{content_type, read_body};
@@ -14,12 +13,31 @@ use super::NO_STORE;
 use crate::crypto::constant_time_eq;
 use crate::http::client::ClientInfo;
 use crate::http::cookies::{ACCESS, CSRF};
-use crate::http::error::{internal, ApiError};
+use crate::http::error::{internal, ApiError, ErrorBody};
 use crate::http::state::AppState;
-use crate::identity::device::{self, Attempt, AuthorizationParams, Decision, DeviceError, RequestView};
+use crate::identity::device::{self, Attempt, AuthorizationParams, Decision, DeviceAuthorization, DeviceError, RequestView};
 use crate::identity::{Principal, Scope};
 
 /// `POST /oauth/device_authorization` (form or JSON): the codes for a tool.
+#[utoipa::path(
+    post,
+    path = "/oauth/device_authorization",
+    tag = "device",
+    request_body(
+        description = "`client_id` (the tool's label) and optionally `scope` (space-separated); as a form or JSON",
+        content(
+            (AuthorizationParams = "application/x-www-form-urlencoded"),
+            (AuthorizationParams = "application/json"),
+        ),
+    ),
+    responses(
+        (status = 200, description = "The codes (RFC 8628 §3.2)", body = DeviceAuthorization),
+        (status = 400, description = "`invalid_request` or `invalid_scope` (OAuth error, with `error_description`)", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 503, description = "`database_unavailable`", body = ErrorBody),
+    ),
+)]
 pub async fn authorize(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse, ApiError> {
     let body = read_body(payload).await?;
     let params = AuthorizationParams::parse(content_type(&req), &body)?;
@@ -27,33 +45,56 @@ pub async fn authorize(state: web::Data<AppState>, req: HttpRequest, payload: we
     Ok(HttpResponse::Ok().insert_header(NO_STORE).insert_header((header::PRAGMA, "no-cache")).json(answer))
 }
 
-/// `GET /.well-known/oauth-authorization-server` (RFC 8414).
-pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
-    let server = &state.settings.server;
-    let scopes: Vec<&str> = Scope::ALL.iter().map(|s| s.as_str()).collect();
-    HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "public, max-age=3600")).json(json!({
-        "issuer": server.url_for(""),
-        "token_endpoint": server.url_for("/token"),
-        "device_authorization_endpoint": server.url_for("/oauth/device_authorization"),
-        "jwks_uri": server.url_for("/.well-known/jwks.json"),
-        "grant_types_supported": ["client_credentials", device::GRANT_TYPE],
-        "response_types_supported": [],
-        "scopes_supported": scopes,
-        // Machine clients use HTTP Basic; command-line tools are public clients.
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "none"],
-    }))
+/// RFC 8414 authorization server metadata.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ServerMetadata {
+    issuer: String,
+    token_endpoint: String,
+    device_authorization_endpoint: String,
+    jwks_uri: String,
+    grant_types_supported: [&'static str; 2],
+    response_types_supported: [&'static str; 0],
+    scopes_supported: Vec<&'static str>,
+    token_endpoint_auth_methods_supported: [&'static str; 2],
 }
 
-#[derive(Deserialize)]
+/// `GET /.well-known/oauth-authorization-server` (RFC 8414).
+#[utoipa::path(
+    get,
+    path = "/.well-known/oauth-authorization-server",
+    tag = "device",
+    responses((status = 200, description = "The metadata", body = ServerMetadata)),
+)]
+pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
+    let server = &state.settings.server;
+    HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "public, max-age=3600")).json(ServerMetadata {
+        issuer: server.url_for(""),
+        token_endpoint: server.url_for("/token"),
+        device_authorization_endpoint: server.url_for("/oauth/device_authorization"),
+        jwks_uri: server.url_for("/.well-known/jwks.json"),
+        grant_types_supported: ["client_credentials", device::GRANT_TYPE],
+        response_types_supported: [],
+        scopes_supported: Scope::ALL.iter().map(|s| s.as_str()).collect(),
+        // Machine clients use HTTP Basic; command-line tools are public clients.
+        token_endpoint_auth_methods_supported: ["client_secret_basic", "none"],
+    })
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// The code the tool shows (`XXXX-XXXX`, any case, dash optional).
     user_code: Option<String>,
 }
 
 /// The approve/deny form of `POST /device`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct DecisionForm {
+    /// The code the tool shows.
     user_code: Option<String>,
+    /// `approve` or `deny`.
     action: Option<String>,
+    /// The `csrftoken` cookie's value.
     csrf_token: Option<String>,
 }
 
@@ -140,6 +181,25 @@ fn refused(err: DeviceError) -> (StatusCode, String) {
 }
 
 /// `GET /device[?user_code=]`: the code form, or the request to decide.
+#[utoipa::path(
+    get,
+    path = "/device",
+    tag = "device",
+    params(PageQuery),
+    security((), ("cookie" = [])),
+    responses(
+        (status = 200, description = "The form to type a code, or the request to approve or deny", content_type = "text/html", body = String),
+        (status = 302, description = "Not signed in: to `/login` and back", headers(("Location" = String))),
+        (status = 400, content(
+            (String = "text/html"),
+            (ErrorBody = "application/json"),
+        ), description = "`invalid_query` (JSON), or the page with a refused code"),
+        (status = 404, description = "No pending request has this code (the page)", content_type = "text/html", body = String),
+        (status = 409, description = "Decided already (the page)", content_type = "text/html", body = String),
+        (status = 429, description = "Too many wrong codes from this session (the page)", content_type = "text/html", body = String),
+        (status = 503, description = "`database_unavailable`", body = ErrorBody),
+    ),
+)]
 pub async fn page(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -169,6 +229,26 @@ pub async fn page(
 
 /// `POST /device` (form: `user_code`, `action` = `approve` | `deny`,
 /// `csrf_token` = the `csrftoken` cookie): the decision.
+#[utoipa::path(
+    post,
+    path = "/device",
+    tag = "device",
+    request_body(content = DecisionForm, content_type = "application/x-www-form-urlencoded"),
+    security((), ("cookie" = [])),
+    responses(
+        (status = 200, description = "Approved or denied (the page)", content_type = "text/html", body = String),
+        (status = 302, description = "Not signed in: to `/login` and back", headers(("Location" = String))),
+        (status = 400, content(
+            (String = "text/html"),
+            (ErrorBody = "application/json"),
+        ), description = "`invalid_form` (JSON), or the page: no code, no action, an expired request"),
+        (status = 403, description = "The form's CSRF token does not match, or it came from another site (the page)", content_type = "text/html", body = String),
+        (status = 404, description = "No pending request has this code (the page)", content_type = "text/html", body = String),
+        (status = 409, description = "Decided already (the page)", content_type = "text/html", body = String),
+        (status = 429, description = "Too many wrong codes from this session (the page)", content_type = "text/html", body = String),
+        (status = 503, description = "`database_unavailable`", body = ErrorBody),
+    ),
+)]
 pub async fn decide(
     state: web::Data<AppState>,
     req: HttpRequest,

@@ -5,19 +5,19 @@ use serde::Serialize;
 
 use crate::http::state::AppState;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Info {
     pub version: &'static str,
     pub auth: AuthMethods,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct AuthMethods {
     pub password: bool,
     pub oidc: Vec<ProviderEntry>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ProviderEntry {
     pub id: String,
     pub name: String,
@@ -41,6 +41,8 @@ pub fn auth_methods(state: &AppState) -> AuthMethods {
     }
 }
 
+/// Version and the sign-in methods (one entry per single sign-on provider, for its button).
+#[utoipa::path(get, path = "/info", tag = "service", responses((status = 200, description = "Version and sign-in methods", body = Info)))]
 pub async fn show(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(Info { version: env!("CARGO_PKG_VERSION"), auth: auth_methods(&state) })
 }

@@ -8,6 +8,21 @@ use actix_web::{web, HttpResponse};
 use crate::http::state::AppState;
 use crate::service_tokens::keys::JWKS_MAX_AGE;
 
+/// A JSON Web Key Set (RFC 7517).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Jwks {
+    /// Public keys (`kty`, `crv`, `x`, `kid`, `alg`, `use`).
+    #[schema(value_type = Vec<Object>)]
+    keys: Vec<serde_json::Value>,
+}
+
+/// The public keys that verify doorman's service JWTs.
+#[utoipa::path(
+    get,
+    path = "/.well-known/jwks.json",
+    tag = "service",
+    responses((status = 200, description = "The key set", body = Jwks)),
+)]
 pub async fn show(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, format!("public, max-age={JWKS_MAX_AGE}")))

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::NO_STORE;
 use crate::http::client::ClientInfo;
 use crate::http::cookies;
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, ErrorBody};
 use crate::http::next_path::NextTarget;
 use crate::http::pending;
 use crate::http::state::AppState;
@@ -17,9 +17,12 @@ use crate::identity::{IdentityError, Via};
 use crate::sso::flow::{self, CallbackQuery};
 use crate::sso::OidcError;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuthenticateQuery {
+    /// The provider's id; may be left out when exactly one is configured.
     provider: Option<String>,
+    /// Where to go afterwards: a path on this site or a URL on a front-end origin.
     next: Option<String>,
     /// Link the provider's identity to the signed-in browser's user.
     #[serde(default)]
@@ -38,6 +41,23 @@ async fn linking_user(state: &AppState, req: &HttpRequest) -> Result<String, Oid
     }
 }
 
+/// Starts single sign-on: 302 to the provider (code flow, `state`, `nonce`, PKCE S256).
+/// Errors are a page, or JSON when the request accepts `application/json`.
+#[utoipa::path(
+    get,
+    path = "/oidc/authenticate",
+    tag = "sso",
+    params(AuthenticateQuery),
+    security((), ("cookie" = [])),
+    responses(
+        (status = 302, description = "To the provider's authorization endpoint; sets the pending sign-in cookie", headers(("Location" = String))),
+        (status = 400, description = "A `next` that is not allowed, or `invalid_query`", content((String = "text/html"), (ErrorBody = "application/json"))),
+        (status = 401, description = "`link=true` without a browser session", content((String = "text/html"), (ErrorBody = "application/json"))),
+        (status = 403, description = "`link=true` with a bearer token (`browser_session_required`)", content((String = "text/html"), (ErrorBody = "application/json"))),
+        (status = 404, description = "No such provider, or none configured", content((String = "text/html"), (ErrorBody = "application/json"))),
+        (status = 503, description = "The provider is unreachable (`Retry-After`)", content((String = "text/html"), (ErrorBody = "application/json"))),
+    ),
+)]
 pub async fn authenticate(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -64,6 +84,23 @@ pub async fn authenticate(
     }
 }
 
+/// The provider's redirect: checks everything, signs in (or links), 302 to `next`.
+/// Any failure: a 4xx page (JSON when asked), no cookies, no user.
+#[utoipa::path(
+    get,
+    path = "/oidc/callback",
+    tag = "sso",
+    params(CallbackQuery),
+    responses(
+        (status = 302, description = "Signed in (or linked): the cookies set, to `next`", headers(("Location" = String))),
+        (status = 400, description = "A bad or foreign response (no pending sign-in, `state` mismatch, bad ID token...)", content((String = "text/html"), (ErrorBody = "application/json"))),
+        (status = 401, description = "Linking without a live browser session", content((String = "text/html"), (ErrorBody = "application/json"))),
+        (status = 403, description = "Refused by the provider or the rules (`access_denied`, `approval_pending`, `account_disabled`)", content((String = "text/html"), (ErrorBody = "application/json"))),
+        (status = 404, description = "The provider is no longer configured", content((String = "text/html"), (ErrorBody = "application/json"))),
+        (status = 409, description = "`identity_taken`: the identity belongs to another user", content((String = "text/html"), (ErrorBody = "application/json"))),
+        (status = 503, description = "The provider is unreachable, or `database_unavailable`", content((String = "text/html"), (ErrorBody = "application/json"))),
+    ),
+)]
 pub async fn callback(state: web::Data<AppState>, req: HttpRequest, session: Session) -> HttpResponse {
     // Parsed by hand so that even a malformed query ends on the error page.
     let query = web::Query::<CallbackQuery>::from_query(req.query_string()).map(|q| q.into_inner()).unwrap_or_default();
@@ -149,12 +186,24 @@ fn page_title(code: &str) -> &'static str {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct BackchannelLogout {
+    /// The provider's signed logout token (OpenID Connect Back-Channel Logout 1.0).
     logout_token: String,
 }
 
 /// `POST /oidc/backchannel-logout`: 200 when the logout token is valid, else 400.
+#[utoipa::path(
+    post,
+    path = "/oidc/backchannel-logout",
+    tag = "sso",
+    request_body(content = BackchannelLogout, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "The user's sessions at that provider ended"),
+        (status = 400, description = "A bad, expired or replayed logout token, or `invalid_form`", body = ErrorBody),
+        (status = 503, description = "`database_unavailable`, or the provider's keys cannot be fetched", body = ErrorBody),
+    ),
+)]
 pub async fn backchannel_logout(
     state: web::Data<AppState>,
     client: ClientInfo,

@@ -6,7 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use super::info::auth_methods;
-use crate::http::error::{internal, ApiError};
+use crate::http::error::{internal, ApiError, ErrorBody};
 use crate::http::hardening;
 use crate::http::next_path::NextTarget;
 use crate::http::state::AppState;
@@ -14,8 +14,10 @@ use crate::http::{cookies, extract};
 use crate::identity::sessions::SessionInfo;
 use crate::identity::IdentityError;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LoginQuery {
+    /// Where to go after signing in: a path on this site or a URL on a front-end origin; anything else is dropped.
     next: Option<String>,
 }
 
@@ -32,6 +34,12 @@ pub(super) fn html_with_status(status: StatusCode, body: String) -> HttpResponse
 }
 
 /// The pages' script, a file so that no page needs inline code.
+#[utoipa::path(
+    get,
+    path = "/static/doorman.js",
+    tag = "pages",
+    responses((status = 200, description = "The pages' script", content_type = "text/javascript", body = String)),
+)]
 pub async fn script() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/javascript; charset=utf-8")
@@ -40,6 +48,12 @@ pub async fn script() -> HttpResponse {
 }
 
 /// The pages' style sheet.
+#[utoipa::path(
+    get,
+    path = "/static/doorman.css",
+    tag = "pages",
+    responses((status = 200, description = "The pages' style sheet", content_type = "text/css", body = String)),
+)]
 pub async fn style() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/css; charset=utf-8")
@@ -47,6 +61,17 @@ pub async fn style() -> HttpResponse {
         .body(include_str!("../../../static/doorman.css"))
 }
 
+/// The sign-in page: the password form (when password login is on) and one button per provider.
+#[utoipa::path(
+    get,
+    path = "/login",
+    tag = "pages",
+    params(LoginQuery),
+    responses(
+        (status = 200, description = "The sign-in page", content_type = "text/html", body = String),
+        (status = 400, description = "`invalid_query`: a malformed query string", body = ErrorBody),
+    ),
+)]
 pub async fn login(state: web::Data<AppState>, query: web::Query<LoginQuery>) -> Result<HttpResponse, ApiError> {
     let next = query
         .next
@@ -71,6 +96,17 @@ pub async fn login(state: web::Data<AppState>, query: web::Query<LoginQuery>) ->
 
 /// The signed-in page, or a redirect to `/login`. An access cookie that
 /// merely ran out is renewed from the session cookie, as the page's script would.
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "pages",
+    security((), ("cookie" = [])),
+    responses(
+        (status = 200, description = "The signed-in page: account, linked providers, sessions", content_type = "text/html", body = String),
+        (status = 302, description = "Not signed in: to `/login`", headers(("Location" = String))),
+        (status = 503, description = "`database_unavailable`", body = ErrorBody),
+    ),
+)]
 pub async fn home(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let to_login = || HttpResponse::Found().insert_header((header::LOCATION, "/login")).finish();
     let (who, renewed) = match extract::authenticate(&req, &state).await {

@@ -9,10 +9,10 @@ use serde::Deserialize;
 
 use super::NO_STORE;
 use crate::http::client::ClientInfo;
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract;
 use crate::http::state::AppState;
-use crate::identity::api_tokens::{self, TokenRequest, TokenRequestBody};
+use crate::identity::api_tokens::{self, NewToken, TokenInfo, TokenRequest, TokenRequestBody};
 use crate::identity::{IdentityError, Principal};
 use crate::service_tokens::issue::{Caller, Grant, TokenParams, TokenResponse};
 
@@ -38,6 +38,16 @@ pub(super) fn content_type(req: &HttpRequest) -> Option<&str> {
 /// `GET /api-token-tap`: a token with every scope of the user and the default lifetime.
 /// A GET with the session cookie mints a credential, so it must come from
 /// this site: see [`same_site_get`].
+#[utoipa::path(
+    get,
+    path = "/api-token-tap",
+    tag = "tokens",
+    security(("cookie" = ["tokens"])),
+    responses(
+        (status = 200, description = "A new bearer token with every scope of the user", body = NewToken),
+        (status = 403, description = "`browser_session_required` (a bearer token), `cross_site_request` or `csrf_failed` (neither `X-CSRFToken` nor `Sec-Fetch-Site: same-origin`/`none`)", body = ErrorBody),
+    ),
+)]
 pub async fn tap_get(
     state: web::Data<AppState>,
     principal: Principal,
@@ -78,6 +88,20 @@ fn same_site_get(req: &HttpRequest, principal: &Principal) -> Result<(), ApiErro
 }
 
 /// `POST /api-token-tap` with an optional JSON body `{"name", "scopes", "ttl"}`.
+#[utoipa::path(
+    post,
+    path = "/api-token-tap",
+    tag = "tokens",
+    request_body(content = Option<TokenRequestBody>, description = "Optional: a name, scopes within the user's, a lifetime"),
+    security(("cookie" = ["tokens"], "csrf" = [])),
+    responses(
+        (status = 200, description = "A new bearer token", body = NewToken),
+        (status = 400, description = "`invalid_json` or `invalid_input` (an unknown scope, a bad ttl or name)", body = ErrorBody),
+        (status = 403, description = "`browser_session_required` (a bearer token), `csrf_failed`, or scopes the user does not hold", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send application/json", body = ErrorBody),
+    ),
+)]
 pub async fn tap_post(
     state: web::Data<AppState>,
     principal: Principal,
@@ -106,7 +130,8 @@ pub async fn tap_post(
     Ok(HttpResponse::Ok().insert_header(NO_STORE).json(token))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Everyone's tokens (admins: `users:admin`).
@@ -115,6 +140,17 @@ pub struct ListQuery {
 }
 
 /// `GET /api-tokens[?all=true]`.
+#[utoipa::path(
+    get,
+    path = "/api-tokens",
+    tag = "tokens",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The caller's live tokens (everyone's with `all=true`), never their secrets", body = Vec<TokenInfo>),
+        (status = 400, description = "`invalid_query`", body = ErrorBody),
+        (status = 403, description = "`all=true` without `users:admin`", body = ErrorBody),
+    ),
+)]
 pub async fn list(
     state: web::Data<AppState>,
     principal: Principal,
@@ -124,7 +160,17 @@ pub async fn list(
     Ok(HttpResponse::Ok().insert_header(NO_STORE).json(tokens))
 }
 
-/// `DELETE /api-tokens/{id}`.
+/// `DELETE /api-tokens/{id}`: one's own token, or anyone's with `users:admin`.
+#[utoipa::path(
+    delete,
+    path = "/api-tokens/{id}",
+    tag = "tokens",
+    params(("id" = String, Path, description = "The token's id, from `GET /api-tokens`")),
+    responses(
+        (status = 204, description = "Revoked (on every instance)"),
+        (status = 404, description = "No such token of the caller", body = ErrorBody),
+    ),
+)]
 pub async fn revoke(
     state: web::Data<AppState>,
     principal: Principal,
@@ -137,6 +183,35 @@ pub async fn revoke(
 
 /// `POST /token`: a service JWT, for a user (bearer or browser session) or
 /// a machine client (client credentials).
+#[utoipa::path(
+    post,
+    path = "/token",
+    tag = "tokens",
+    request_body(
+        description = "Optional `grant_type` (left out: the bearer or browser caller; `client_credentials` with HTTP Basic; \
+            or the device-code grant), `scope`, `audience`, and for the device-code grant `device_code` and `client_id`",
+        content(
+            (Option<TokenParams> = "application/x-www-form-urlencoded"),
+            (Option<TokenParams> = "application/json"),
+        ),
+    ),
+    security(("bearer" = ["tokens"]), ("cookie" = ["tokens"], "csrf" = []), ("basic" = []), ()),
+    extensions(("x-scope" = json!("tokens"))),
+    responses(
+        (status = 200, description = "A signed service JWT, or (device-code grant) the tool's API token", body = TokenResponse,
+            headers(("Cache-Control" = String, description = "`no-store`"))),
+        (status = 400, description = "An OAuth error (with `error_description`): `invalid_request`, `invalid_scope`, \
+            `unsupported_grant_type`, `invalid_grant`, and for the device-code grant `authorization_pending`, `slow_down`, \
+            `access_denied`, `expired_token`", body = ErrorBody),
+        (status = 401, description = "`invalid_client` (`WWW-Authenticate: Basic`), or no valid user credential \
+            (`not_authenticated`, `invalid_token`, `access_expired`, `invalid_session`, `sign_in_again`)", body = ErrorBody),
+        (status = 403, description = "`csrf_failed`, `insufficient_scope` or `account_disabled`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 429, description = "`too_many_attempts`: failed client authentications (`Retry-After`)", body = ErrorBody),
+        (status = 503, description = "`database_unavailable`, or no signing key yet (`Retry-After`)", body = ErrorBody),
+    ),
+)]
 pub async fn service_token(
     state: web::Data<AppState>,
     req: HttpRequest,
