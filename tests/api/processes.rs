@@ -139,6 +139,7 @@ async fn what_one_process_revokes_the_other_refuses_within_a_second() {
         .args(["--config", config.to_str().unwrap(), "create-user", "alice"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
+        .stderr(record::stderr_file("create-user"))
         .spawn()
         .unwrap();
     std::io::Write::write_all(&mut create.stdin.take().unwrap(), b"correct horse\n").unwrap();
@@ -193,6 +194,125 @@ async fn what_one_process_revokes_the_other_refuses_within_a_second() {
     assert_eq!(logout.send().await.unwrap().status(), 200);
     let delay = refused_within_a_second(plain.get(format!("{}/me", b.base)).header("Cookie", access)).await;
     eprintln!("session ended on A, refused on B after {delay:?}");
+    drop(a);
+    drop(b);
+}
+
+/// A browser of one doorman process: its own cookie jar, signed in with a password.
+struct Browser {
+    client: reqwest::Client,
+    jar: Arc<reqwest::cookie::Jar>,
+    base: String,
+}
+
+impl Browser {
+    async fn sign_in(base: &str, name: &str, password: &str) -> Browser {
+        let jar = Arc::new(reqwest::cookie::Jar::default());
+        let browser = Browser { client: client_with(jar.clone()), jar, base: base.to_string() };
+        let login = browser.client.post(format!("{base}/me/login")).json(&json!({"username": name, "password": password}));
+        assert_eq!(login.send().await.unwrap().status(), 200, "{name} signs in");
+        browser
+    }
+
+    /// Its cookies, as a `Cookie` header another process can be sent.
+    fn cookies(&self) -> String {
+        let header = reqwest::cookie::CookieStore::cookies(self.jar.as_ref(), &self.base.parse().unwrap()).unwrap();
+        header.to_str().unwrap().to_string()
+    }
+
+    /// A request to its own process, with the CSRF header.
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let csrf = self.cookies().split("; ").find_map(|kv| kv.strip_prefix("csrftoken=")).unwrap().to_string();
+        self.client.request(method, format!("{}{path}", self.base)).header("X-CSRFToken", csrf)
+    }
+}
+
+/// Sends `request` until it gets 401, failing if that takes a second; how long it took.
+async fn refused_within_a_second(request: reqwest::RequestBuilder) -> Duration {
+    let revoked = std::time::Instant::now();
+    loop {
+        let status = request.try_clone().unwrap().send().await.unwrap().status();
+        if status == 401 {
+            return revoked.elapsed();
+        }
+        assert_eq!(status, 200);
+        assert!(revoked.elapsed() < Duration::from_secs(1), "B still accepts it a second after A revoked it");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Every cause of revocation an administrator or the person performs on A
+/// (besides logout and token revocation, above): a session ended from the
+/// list, a password change, a user disabled, deleted or signed out by an
+/// administrator. B caches the victim's browser session for an hour first;
+/// only the notification can make it refuse within a second. (A
+/// back-channel logout is the provider's doing: `revocation.rs` covers it
+/// with two instances on one database.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_cause_on_one_process_is_refused_by_the_other_within_a_second() {
+    let (db_url, _) = fresh_database(Backend::Postgres);
+    let dir = tempfile::tempdir().unwrap();
+    let auth = "cache_ttl = \"1h\"\n";
+    let (port_a, port_b) = (free_port(), free_port());
+    let config = write_config(dir.path(), "a", port_a, &db_url, auth);
+    let users = ["root", "listed", "changed", "disabled", "deleted", "signed-out"];
+    for name in users {
+        let mut args = vec!["--config", config.to_str().unwrap(), "create-user", name];
+        if name == "root" {
+            args.push("--admin");
+        }
+        let mut create = Command::new(env!("CARGO_BIN_EXE_doorman"))
+            .args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(record::stderr_file("create-user"))
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut create.stdin.take().unwrap(), format!("{name} password\n").as_bytes()).unwrap();
+        assert!(create.wait().unwrap().success());
+        record::secret(&format!("{name} password"));
+    }
+    let a = start_with(dir.path(), "a", port_a, &db_url, auth).await;
+    let b = start_with(dir.path(), "b", port_b, &db_url, auth).await;
+    let root = Browser::sign_in(&a.base, "root", "root password").await;
+    let plain = reqwest::Client::new();
+
+    for (cause, name) in [
+        ("a session ended from the list", "listed"),
+        ("a password change", "changed"),
+        ("a user disabled", "disabled"),
+        ("a user deleted", "deleted"),
+        ("an administrator's sign-out", "signed-out"),
+    ] {
+        let password = format!("{name} password");
+        let (acting, victim) =
+            (Browser::sign_in(&a.base, name, &password).await, Browser::sign_in(&a.base, name, &password).await);
+        let on_b = plain.get(format!("{}/me", b.base)).header("Cookie", victim.cookies());
+        assert_eq!(on_b.try_clone().unwrap().send().await.unwrap().status(), 200, "B caches {name}'s session");
+        let done = match cause {
+            "a session ended from the list" => {
+                let sessions: Vec<Value> =
+                    acting.request(reqwest::Method::GET, "/me/sessions").send().await.unwrap().json().await.unwrap();
+                let other = sessions.iter().find(|s| s["current"] != true).expect("the victim's session is listed");
+                let path = format!("/me/sessions/{}", other["id"].as_str().unwrap());
+                acting.request(reqwest::Method::DELETE, &path).send().await.unwrap()
+            }
+            "a password change" => {
+                let body = json!({"old_password": password, "password": format!("{name} new password")});
+                record::secret(&format!("{name} new password"));
+                acting.request(reqwest::Method::PUT, &format!("/users/{name}/password")).json(&body).send().await.unwrap()
+            }
+            "a user disabled" => {
+                let body = json!({"status": "disabled"});
+                root.request(reqwest::Method::PATCH, &format!("/users/{name}")).json(&body).send().await.unwrap()
+            }
+            "a user deleted" => root.request(reqwest::Method::DELETE, &format!("/users/{name}")).send().await.unwrap(),
+            _ => root.request(reqwest::Method::POST, &format!("/users/{name}/sign-out")).send().await.unwrap(),
+        };
+        assert!(done.status().is_success(), "{cause}: {}", done.status());
+        let delay = refused_within_a_second(on_b).await;
+        eprintln!("{cause} on A, refused on B after {delay:?}");
+    }
     drop(a);
     drop(b);
 }

@@ -160,7 +160,11 @@ pub fn test_settings(db_url: &str, extra_toml: &str) -> Settings {
 }
 
 pub struct TestApp {
+    /// Where callers reach doorman: the run's tap (see `record`).
     pub address: String,
+    /// doorman's own listener, past the tap: for schemathesis, whose
+    /// generated values are no secrets and come back in paths and names.
+    pub direct_address: String,
     pub port: u16,
     pub backend: Backend,
     pub db_url: String,
@@ -238,6 +242,7 @@ impl Spawn {
         }
         let clock = self.clock.unwrap_or_default();
         let app = Application::build_on(settings, listener, clock.clone()).await.expect("application builds");
+        let direct_address = format!("http://127.0.0.1:{}", app.port());
         record::tap(public, app.port());
         let metrics_port = app.metrics_port();
         let state = app.state();
@@ -246,6 +251,7 @@ impl Spawn {
         let events = Arc::new(EventsOnDrop(state.db.clone()));
         TestApp {
             address: format!("http://127.0.0.1:{port}"),
+            direct_address,
             port,
             backend: self.backend,
             db_url,
@@ -446,6 +452,7 @@ impl TestApp {
         let jar = Arc::new(Jar::default());
         TestApp {
             address: self.address.clone(),
+            direct_address: self.direct_address.clone(),
             port: self.port,
             backend: self.backend,
             db_url: self.db_url.clone(),
