@@ -172,18 +172,6 @@ async fn what_one_process_revokes_the_other_refuses_within_a_second() {
     assert_eq!(browser.get(format!("{}/me", b.base)).send().await.unwrap().status(), 200);
     assert_eq!(plain.get(format!("{}/me", b.base)).bearer_auth(&token).send().await.unwrap().status(), 200);
 
-    let refused_within_a_second = |request: reqwest::RequestBuilder| async move {
-        let revoked = std::time::Instant::now();
-        loop {
-            let status = request.try_clone().unwrap().send().await.unwrap().status();
-            if status == 401 {
-                return revoked.elapsed();
-            }
-            assert_eq!(status, 200);
-            assert!(revoked.elapsed() < Duration::from_secs(1), "B still accepts it a second after A revoked it");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    };
     let revoke = browser.delete(format!("{}/api-tokens/{}", a.base, minted["id"].as_str().unwrap())).header("X-CSRFToken", &csrf);
     assert_eq!(revoke.send().await.unwrap().status(), 204);
     let delay = refused_within_a_second(plain.get(format!("{}/me", b.base)).bearer_auth(&token)).await;
