@@ -4,7 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::{api_tokens, users};
-use super::DbConnection;
+use super::{DbConnection, Prepared};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, Identifiable)]
 #[diesel(table_name = api_tokens)]
@@ -56,7 +56,7 @@ pub fn revoke(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> QueryRes
 }
 
 pub fn touch(conn: &mut DbConnection, id: &str, at: NaiveDateTime) -> QueryResult<usize> {
-    diesel::update(api_tokens::table.find(id)).set(api_tokens::last_used_at.eq(Some(at))).execute(conn)
+    Prepared(diesel::update(api_tokens::table.find(id)).set(api_tokens::last_used_at.eq(Some(at)))).execute(conn)
 }
 
 /// Revokes every live token of a user; returns their hashes.

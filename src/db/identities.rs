@@ -6,7 +6,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::external_identities as ei;
-use super::DbConnection;
+use super::{DbConnection, Prepared};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, Identifiable)]
 #[diesel(table_name = ei)]
@@ -71,17 +71,16 @@ pub fn record_login(
     now: NaiveDateTime,
 ) -> QueryResult<usize> {
     let state = if refresh_token_enc.is_some() { refresh_state::ACTIVE } else { refresh_state::NONE };
-    diesel::update(ei::table.find(id))
-        .set((
-            ei::valid_until.eq(valid_until),
-            ei::refresh_token_enc.eq(refresh_token_enc),
-            ei::refresh_state.eq(state),
-            ei::refresh_failures.eq(0),
-            ei::next_refresh_at.eq(next_refresh_at),
-            ei::lease_until.eq(None::<NaiveDateTime>),
-            ei::updated_at.eq(now),
-        ))
-        .execute(conn)
+    Prepared(diesel::update(ei::table.find(id)).set((
+        ei::valid_until.eq(valid_until),
+        ei::refresh_token_enc.eq(refresh_token_enc),
+        ei::refresh_state.eq(state),
+        ei::refresh_failures.eq(0),
+        ei::next_refresh_at.eq(next_refresh_at),
+        ei::lease_until.eq(None::<NaiveDateTime>),
+        ei::updated_at.eq(now),
+    )))
+    .execute(conn)
 }
 
 /// How a refresh at the provider ended, as stored.

@@ -320,24 +320,74 @@ pub fn migrate(conn: &mut DbConnection) -> Result<(), Box<dyn std::error::Error 
     }
 }
 
-/// Runs `f` in a transaction that will write. On SQLite the write lock is
-/// taken first, so a transaction that reads before it writes waits for other
-/// writers (`busy_timeout`) instead of failing with "database is locked" when
-/// its read snapshot goes stale; on PostgreSQL it is a plain transaction.
+/// Runs `f` in a transaction that will write. On SQLite it begins with
+/// `BEGIN IMMEDIATE`, taking the write lock first, so a transaction that
+/// reads before it writes waits for other writers (`busy_timeout`) instead
+/// of failing with "database is locked" when its read snapshot goes stale;
+/// on PostgreSQL it is a plain transaction. Inside another transaction it
+/// is a savepoint of it (on SQLite the outer one holds the lock already).
 pub fn write_transaction<T, F>(conn: &mut DbConnection, f: F) -> QueryResult<T>
 where
     F: FnOnce(&mut DbConnection) -> QueryResult<T>,
 {
-    conn.transaction(|conn| {
-        if let DbConnection::Sqlite(lite) = conn {
-            // A write statement that touches no row still takes the write lock
-            // (built with the DSL, so it is prepared once per connection).
-            use schema::used_oidc_states::dsl::{state_hash, used_oidc_states};
-            diesel::delete(used_oidc_states.filter(state_hash.eq(""))).execute(lite)?;
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    type Manager = <DbConnection as Connection>::TransactionManager;
+    let begins_sqlite_transaction = match conn {
+        DbConnection::Sqlite(lite) => AnsiTransactionManager::transaction_manager_status_mut(lite).transaction_depth()?.is_none(),
+        DbConnection::Postgresql(_) => false,
+    };
+    if !begins_sqlite_transaction {
+        return conn.transaction(f);
+    }
+    if let DbConnection::Sqlite(lite) = conn {
+        AnsiTransactionManager::begin_transaction_sql(lite, "BEGIN IMMEDIATE")?;
+    }
+    // Ended as diesel's own `Connection::transaction` ends one.
+    match f(conn) {
+        Ok(value) => {
+            Manager::commit_transaction(conn)?;
+            Ok(value)
         }
-        f(conn)
-    })
+        Err(err) => match Manager::rollback_transaction(conn) {
+            Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(err),
+            Err(rollback) => Err(rollback),
+        },
+    }
 }
+
+/// A statement of fixed shape kept prepared per connection, keyed by its
+/// SQL text. diesel prepares every `UPDATE` anew at each run (a changeset
+/// may leave out columns, so one Rust type can give several texts); keyed
+/// by the text, each shape is a statement of its own, so keeping them is
+/// sound, and the number kept is bounded by the shapes in the code.
+#[derive(Debug, Clone, Copy)]
+pub struct Prepared<Q>(pub Q);
+
+impl<Q, DB> diesel::query_builder::QueryFragment<DB> for Prepared<Q>
+where
+    DB: diesel::backend::Backend,
+    Q: diesel::query_builder::QueryFragment<DB>,
+{
+    fn walk_ast<'b>(&'b self, pass: diesel::query_builder::AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        self.0.walk_ast(pass)
+    }
+
+    fn is_safe_to_cache_prepared(&self, _backend: &DB) -> QueryResult<bool> {
+        Ok(true)
+    }
+}
+
+impl<Q> diesel::query_builder::QueryId for Prepared<Q> {
+    // No id from the type: the cache key is the SQL text.
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Q: diesel::query_builder::Query> diesel::query_builder::Query for Prepared<Q> {
+    type SqlType = Q::SqlType;
+}
+
+impl<Q, Conn> RunQueryDsl<Conn> for Prepared<Q> {}
 
 /// A fresh UUID as stored.
 pub fn new_id() -> String {

@@ -18,6 +18,11 @@ pub fn is_used(conn: &mut DbConnection, state_hash: &str) -> QueryResult<bool> {
     Ok(found.is_some())
 }
 
+/// The hashes kept until after `now`.
+pub fn unexpired(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<Vec<String>> {
+    used_oidc_states::table.filter(used_oidc_states::expires_at.ge(now)).select(used_oidc_states::state_hash).load(conn)
+}
+
 /// Forgets the states whose flow can no longer finish.
 pub fn purge_expired(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<usize> {
     diesel::delete(used_oidc_states::table.filter(used_oidc_states::expires_at.lt(now))).execute(conn)

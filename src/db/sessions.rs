@@ -4,7 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::sessions;
-use super::DbConnection;
+use super::{DbConnection, Prepared};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, Identifiable)]
 #[diesel(table_name = sessions)]
@@ -59,7 +59,7 @@ pub fn live_for_user(conn: &mut DbConnection, user_id: &str, now: NaiveDateTime)
 
 /// Records a refresh of session `id`.
 pub fn touch(conn: &mut DbConnection, id: &str, at: NaiveDateTime) -> QueryResult<usize> {
-    diesel::update(sessions::table.find(id)).set(sessions::last_seen_at.eq(at)).execute(conn)
+    Prepared(diesel::update(sessions::table.find(id)).set(sessions::last_seen_at.eq(at))).execute(conn)
 }
 
 pub fn revoke(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> QueryResult<usize> {

@@ -6,7 +6,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::{external_identities, users};
-use super::DbConnection;
+use super::{DbConnection, Prepared};
 
 diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
 
@@ -162,23 +162,29 @@ pub fn set_password_hash(conn: &mut DbConnection, id: &str, hash: &str, now: Nai
     diesel::update(users::table.find(id)).set((users::password_hash.eq(Some(hash)), users::updated_at.eq(now))).execute(conn)
 }
 
-/// Sets what a provider says of user `id` at a sign-in; the row as it is
-/// now (one statement).
-pub fn update_profile(
+/// Records a sign-in through a provider of user `id`: what the provider
+/// says of them, and `last_login_at` when they are active (a pending or
+/// disabled user does not sign in). The row as it is now, in one statement.
+pub fn record_sso_sign_in(
     conn: &mut DbConnection,
     id: &str,
     email: Option<&str>,
     display_name: Option<&str>,
     now: NaiveDateTime,
 ) -> QueryResult<Option<UserRow>> {
+    use diesel::dsl::case_when;
+    use diesel::sql_types::{Nullable, Timestamp};
+    let last_login =
+        case_when(users::status.eq(status::ACTIVE), Some(now).into_sql::<Nullable<Timestamp>>()).otherwise(users::last_login_at);
     let update = diesel::update(users::table.find(id)).set((
         users::email.eq(email),
         users::display_name.eq(display_name),
         users::updated_at.eq(now),
+        users::last_login_at.eq(last_login),
     ));
     match conn {
-        DbConnection::Postgresql(pg) => update.returning(UserRow::as_returning()).get_result(pg).optional(),
-        DbConnection::Sqlite(lite) => update.returning(UserRow::as_returning()).get_result(lite).optional(),
+        DbConnection::Postgresql(pg) => Prepared(update.returning(UserRow::as_returning())).get_result(pg).optional(),
+        DbConnection::Sqlite(lite) => Prepared(update.returning(UserRow::as_returning())).get_result(lite).optional(),
     }
 }
 
@@ -206,7 +212,7 @@ pub fn set_admin(conn: &mut DbConnection, id: &str, is_admin: bool) -> QueryResu
 }
 
 pub fn record_login(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> QueryResult<usize> {
-    diesel::update(users::table.find(id)).set(users::last_login_at.eq(Some(now))).execute(conn)
+    Prepared(diesel::update(users::table.find(id)).set(users::last_login_at.eq(Some(now)))).execute(conn)
 }
 
 pub fn delete(conn: &mut DbConnection, id: &str) -> QueryResult<usize> {

@@ -106,14 +106,14 @@ pub async fn sign_in(
     let origin = SessionOrigin::sso(provider_id, client);
     let mut session = sso.identity.sessions.new_session("", &origin, Some(login));
     for attempt in 0..3 {
-        let (vault, profile, new_user, state) = (sso.vault.clone(), profile.clone(), new_user.clone(), state.clone());
+        let (vault, profile, new_user, used) = (sso.vault.clone(), profile.clone(), new_user.clone(), state.clone());
         let (audit, client, method) = (sso.identity.audit.clone(), client.clone(), origin.method.clone());
         let mut row = session.row.clone();
         let result = sso
             .db
             .run(move |conn| {
                 db::write_transaction(conn, |conn| {
-                    if !state.record(conn)? {
+                    if !used.record(conn)? {
                         return Ok(Some((Stored::Replayed, Vec::new(), None)));
                     }
                     let Some(Upserted { user, created, admin_changed }) = upsert(conn, &vault, &profile, &new_user)? else {
@@ -134,7 +134,6 @@ pub async fn sign_in(
                     };
                     let stored = match user.user.status.as_str() {
                         users::status::ACTIVE => {
-                            users::record_login(conn, &user.user.id, new_user.now)?;
                             row.user_id = user.user.id.clone();
                             db::sessions::insert(conn, &row)?;
                             events.push(audit.row(signed_in(Outcome::Success).detail("session_id", row.id.clone())));
@@ -155,6 +154,10 @@ pub async fn sign_in(
                 })
             })
             .await;
+        if result.is_ok() {
+            // Committed: the state is redeemed (or was already).
+            sso.redeemed.insert(&state.hash);
+        }
         match result {
             // Two first sign-ins of one user at once: the loser finds the winner's
             // row; two callbacks of one state at once: the loser finds it used.
@@ -208,6 +211,7 @@ pub async fn link(
     let next_refresh = profile.refresh_token.as_ref().map(|_| next_refresh_at(auth, valid_until));
     let (vault, provider_id, user_id) = (sso.vault.clone(), provider_id.to_string(), user_id.to_string());
     let (audit, client) = (sso.identity.audit.clone(), client.clone());
+    let hash = state.hash.clone();
     let linked = sso
         .db
         .run(move |conn| {
@@ -248,6 +252,10 @@ pub async fn link(
             })
         })
         .await;
+    if linked.is_ok() {
+        // Committed: the state is redeemed (or was already).
+        sso.redeemed.insert(&hash);
+    }
     match linked {
         Err(err) if err.is_unique_violation() => Err(OidcError::IdentityTaken),
         Err(err) => Err(err.into()),
@@ -284,7 +292,7 @@ fn upsert(
         };
         let sealed = profile.refresh_token.as_ref().map(|t| vault.seal(&refresh_token_context(&identity.id), t));
         identities::record_login(conn, &identity.id, new.valid_until, sealed.as_deref(), new.next_refresh, new.now)?;
-        let Some(row) = users::update_profile(conn, &identity.user_id, email, name.as_deref(), new.now)? else {
+        let Some(row) = users::record_sso_sign_in(conn, &identity.user_id, email, name.as_deref(), new.now)? else {
             return Ok(None);
         };
         return Ok(Some(Upserted { user: users::view_of(conn, row)?, created: false, admin_changed }));
@@ -295,6 +303,8 @@ fn upsert(
     user.display_name = name;
     if new.admission.approval {
         user.status = users::status::PENDING.to_string();
+    } else {
+        user.last_login_at = Some(new.now);
     }
     users::insert(conn, &user)?;
     insert_identity(conn, vault, profile, &new.provider_id, &user.id, new.valid_until, new.next_refresh, new.now)?;

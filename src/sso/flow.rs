@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::account::{self, Admission, ExternalProfile, SignedIn};
 use super::id_token::{self, Expected, IdTokenError};
 use super::provider::Ready;
+use super::redeemed::Seen;
 use super::rules::{self, Facts};
 use super::types::{ExtraClaims, IdToken, IdTokenClaims, TokenResponse};
 use super::{OidcError, Sso};
@@ -299,12 +300,20 @@ fn check_issuer(ready: &Ready, pending: &PendingLogin, query: &CallbackQuery) ->
 /// callback with the same state got there first.
 async fn refuse_used_state(sso: &Sso, pending: &PendingLogin) -> Result<(), OidcError> {
     let hash = sha256_hex(&pending.state);
-    if sso.db.run(move |conn| db::oidc_states::is_used(conn, &hash)).await? {
+    let redeemed = match sso.redeemed.seen(&hash) {
+        Seen::Redeemed => true,
+        Seen::Fresh => false,
+        Seen::Unknown => sso.db.run(move |conn| db::oidc_states::is_used(conn, &hash)).await?,
+    };
+    if redeemed {
         Err(OidcError::Replayed)
     } else {
         Ok(())
     }
 }
+
+/// How long a redeemed state is kept: past the end of its flow.
+pub const USED_STATE_SECS: i64 = LIFETIME_SECS + 60;
 
 /// How often an instance forgets expired states, in the transaction of a
 /// sign-in (rather than at each one).
@@ -330,7 +339,7 @@ impl UsedState {
             && sso.states_purged_at.compare_exchange(last, seconds, Ordering::Relaxed, Ordering::Relaxed).is_ok();
         Self {
             hash: sha256_hex(&pending.state),
-            expires: now + TimeDelta::seconds(LIFETIME_SECS + 60),
+            expires: now + TimeDelta::seconds(USED_STATE_SECS),
             purge_before: purge.then_some(now),
         }
     }

@@ -11,6 +11,7 @@ pub mod jwk;
 pub mod lifecycle;
 pub mod logout;
 pub mod provider;
+mod redeemed;
 pub mod rules;
 pub mod types;
 
@@ -88,6 +89,8 @@ pub struct Sso {
     background: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
     /// When (seconds since the epoch) this instance last forgot expired sign-in states.
     states_purged_at: std::sync::atomic::AtomicI64,
+    /// The sign-in states redeemed lately, for the check before a code is spent.
+    redeemed: redeemed::Redeemed,
 }
 
 impl Sso {
@@ -102,6 +105,7 @@ impl Sso {
             leases: Default::default(),
             background: Default::default(),
             states_purged_at: Default::default(),
+            redeemed: redeemed::Redeemed::new(Duration::from_secs(flow::USED_STATE_SECS as u64)),
             identity,
             settings,
         })
@@ -111,6 +115,7 @@ impl Sso {
     /// retrying in the background those that are down, and starts the
     /// background refresh of external users.
     pub async fn start(self: &Arc<Self>) {
+        self.load_redeemed_states().await;
         let first = futures_util::future::join_all(self.providers.all().iter().map(|p| {
             let http = self.http.clone();
             let p = p.clone();
@@ -139,6 +144,20 @@ impl Sso {
 }
 
 impl Sso {
+    /// On SQLite (one instance), loads the unexpired redeemed states, after
+    /// which memory alone answers whether a state was redeemed. Should the
+    /// load fail, each callback keeps asking the database.
+    async fn load_redeemed_states(&self) {
+        if self.db.backend() != crate::db::Backend::Sqlite {
+            return;
+        }
+        let now = self.clock.now_naive();
+        match self.db.run(move |conn| crate::db::oidc_states::unexpired(conn, now)).await {
+            Ok(hashes) => self.redeemed.load_all(hashes),
+            Err(err) => log::warn!("cannot load the redeemed sign-in states ({err}); each callback will read them"),
+        }
+    }
+
     fn held(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
         self.leases.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -197,7 +197,7 @@ async fn tampered_state_is_refused(backend: Backend) {
 both_backends!(tampered_state_is_refused);
 
 async fn replayed_callback_is_refused(backend: Backend) {
-    let (app, _op) = app_with_op(backend).await;
+    let (app, op) = app_with_op(backend).await;
     let callback = app.begin_login("fake", None).await;
     let cookie = app.cookie("doorman_oidc");
     assert!(cookie.is_none(), "the flow cookie is on /oidc only");
@@ -209,13 +209,47 @@ async fn replayed_callback_is_refused(backend: Backend) {
     };
     assert_eq!(app.get(&callback).await.status(), 302);
     assert_eq!(app.user_count().await, 1);
+    let exchanges = op.token_requests();
     let replay = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let again = replay.get(&callback).header("Cookie", flow_cookie).header("Accept", "application/json").send().await.unwrap();
     assert!(!set_cookie_names(&again).iter().any(|c| c == "doorman_session"));
     assert_error(again, 400, "invalid_state").await;
     assert_eq!(app.user_count().await, 1);
+    assert_eq!(op.token_requests(), exchanges, "the replayed code never reaches the provider");
 }
 both_backends!(replayed_callback_is_refused);
+
+/// The flow cookie and callback URL of a sign-in, as an attacker would keep them.
+fn kept_flow_cookie(app: &TestApp) -> String {
+    let url: url::Url = format!("{}/oidc/callback", app.address).parse().unwrap();
+    use reqwest::cookie::CookieStore;
+    app.jar.cookies(&url).unwrap().to_str().unwrap().to_string()
+}
+
+/// An instance started after a sign-in (a restart, or another instance on
+/// the database) refuses its replay before the code reaches the provider:
+/// on SQLite from the states it loaded at start, on PostgreSQL from the table.
+async fn replay_at_an_instance_started_later_is_refused(backend: Backend) {
+    let (app, op) = app_with_op(backend).await;
+    let callback = app.begin_login("fake", None).await;
+    let flow_cookie = kept_flow_cookie(&app);
+    assert_eq!(app.get(&callback).await.status(), 302);
+    let provider = op.provider_settings("fake");
+    let later = spawn(backend).on_database(&app.db_url).with(move |s| s.providers.push(provider)).start().await;
+    let exchanges = op.token_requests();
+    let again = later
+        .client
+        .get(callback.replace(&app.address, &later.address))
+        .header("Cookie", flow_cookie)
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_error(again, 400, "invalid_state").await;
+    assert_eq!(op.token_requests(), exchanges, "the replayed code never reaches the provider");
+    assert_eq!(later.user_count().await, 1);
+}
+both_backends!(replay_at_an_instance_started_later_is_refused);
 
 #[tokio::test]
 async fn callback_without_flow_cookie_is_an_error_page() {

@@ -1,7 +1,7 @@
 //! schemathesis against a live doorman, on its own `/openapi.json`: as an
 //! anonymous caller, as a signed-in user and as an admin (each with the
 //! session and access cookies and the `X-CSRFToken` header), and as the
-//! admin's bearer token with every scope. No 5xx, and
+//! admin's bearer token with every scope, with a provider configured. No 5xx, and
 //! every answer's status, content type, headers and body as described.
 //!
 //! On PostgreSQL. Bounded (a fixed number of examples per operation, a time limit per run)
@@ -10,6 +10,7 @@
 //! directory, which scripts/test.sh shows. A missing python3 or
 //! schemathesis fails here, loudly (`pip install -r tests/schemathesis/requirements.txt`).
 
+use crate::helpers::fake_op::FakeOp;
 use crate::helpers::python::{run_python, tap};
 use crate::helpers::{spawn, Backend, TestApp};
 
@@ -85,8 +86,11 @@ async fn schemathesis(app: &TestApp, run: &Run, report_dir: &str) -> (String, St
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_no_failure_as_anonymous_user_admin_and_bearer() {
-    // PostgreSQL, the production backend: stricter with odd text than SQLite.
-    let app = spawn(Backend::Postgres).start().await;
+    // PostgreSQL, the production backend: stricter with odd text than SQLite;
+    // with a provider, so that the single sign-on routes go past "no provider".
+    let op = FakeOp::start().await;
+    let provider = op.provider_settings("fake");
+    let app = spawn(Backend::Postgres).with(move |s| s.providers.push(provider)).start().await;
     app.create_user("admin", PASSWORD, true);
     app.create_user("user", PASSWORD, false);
     // What the admin's destructive calls act on, instead of anyone signed in here.
