@@ -55,8 +55,10 @@ pub fn revoke(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> QueryRes
         .execute(conn)
 }
 
-pub fn touch(conn: &mut DbConnection, id: &str, at: NaiveDateTime) -> QueryResult<usize> {
-    Prepared(diesel::update(api_tokens::table.find(id)).set(api_tokens::last_used_at.eq(Some(at)))).execute(conn)
+/// Records a use of token `id`; whether the token exists.
+pub fn touch(conn: &mut DbConnection, id: &str, at: NaiveDateTime) -> QueryResult<bool> {
+    let update = diesel::update(api_tokens::table.find(id)).set(api_tokens::last_used_at.eq(Some(at)));
+    Ok(Prepared(update.returning(api_tokens::id)).get_optional::<String>(conn)?.is_some())
 }
 
 /// Revokes every live token of a user; returns their hashes.

@@ -61,7 +61,7 @@ pub fn find_by_user_provider(conn: &mut DbConnection, user_id: &str, provider_id
 }
 
 /// Records a fresh sign-in: `valid_until`, the refresh token (if any) and
-/// when to refresh next.
+/// when to refresh next. Whether the identity exists.
 pub fn record_login(
     conn: &mut DbConnection,
     id: &str,
@@ -69,9 +69,9 @@ pub fn record_login(
     refresh_token_enc: Option<&str>,
     next_refresh_at: Option<NaiveDateTime>,
     now: NaiveDateTime,
-) -> QueryResult<usize> {
+) -> QueryResult<bool> {
     let state = if refresh_token_enc.is_some() { refresh_state::ACTIVE } else { refresh_state::NONE };
-    Prepared(diesel::update(ei::table.find(id)).set((
+    let update = diesel::update(ei::table.find(id)).set((
         ei::valid_until.eq(valid_until),
         ei::refresh_token_enc.eq(refresh_token_enc),
         ei::refresh_state.eq(state),
@@ -79,8 +79,8 @@ pub fn record_login(
         ei::next_refresh_at.eq(next_refresh_at),
         ei::lease_until.eq(None::<NaiveDateTime>),
         ei::updated_at.eq(now),
-    )))
-    .execute(conn)
+    ));
+    Ok(Prepared(update.returning(ei::id)).get_optional::<String>(conn)?.is_some())
 }
 
 /// How a refresh at the provider ended, as stored.

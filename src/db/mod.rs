@@ -360,6 +360,10 @@ where
 /// may leave out columns, so one Rust type can give several texts); keyed
 /// by the text, each shape is a statement of its own, so keeping them is
 /// sound, and the number kept is bounded by the shapes in the code.
+///
+/// Run it with [`Prepared::get_optional`], as an `UPDATE ... RETURNING`:
+/// `execute` hands diesel a reference, through which diesel asks the
+/// statement inside, not this wrapper, and prepares it anew each time.
 #[derive(Debug, Clone, Copy)]
 pub struct Prepared<Q>(pub Q);
 
@@ -389,7 +393,101 @@ impl<Q: diesel::query_builder::Query> diesel::query_builder::Query for Prepared<
 
 impl<Q, Conn> RunQueryDsl<Conn> for Prepared<Q> {}
 
+impl<Q> Prepared<Q> {
+    /// Runs the statement, kept prepared, on the connection's own backend;
+    /// the row it returns, if any.
+    pub fn get_optional<'query, T>(self, conn: &mut DbConnection) -> QueryResult<Option<T>>
+    where
+        Self: diesel::query_dsl::LoadQuery<'query, PgConnection, T> + diesel::query_dsl::LoadQuery<'query, SqliteConnection, T>,
+    {
+        match conn {
+            DbConnection::Postgresql(pg) => self.get_result(pg).optional(),
+            DbConnection::Sqlite(lite) => self.get_result(lite).optional(),
+        }
+    }
+}
+
 /// A fresh UUID as stored.
 pub fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use diesel::connection::{Instrumentation, InstrumentationEvent};
+
+    use super::*;
+
+    /// The statements a connection prepared to keep, by their SQL text.
+    #[derive(Clone, Default)]
+    struct Kept(Arc<Mutex<Vec<String>>>);
+
+    impl Instrumentation for Kept {
+        fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
+            if let InstrumentationEvent::CacheQuery { sql, .. } = event {
+                self.0.lock().unwrap().push(sql.to_string());
+            }
+        }
+    }
+
+    fn sqlite() -> (tempfile::TempDir, DbConnection) {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Db::connect_one(&crate::config::DatabaseUrl::Sqlite(dir.path().join("doorman.db"))).unwrap();
+        (dir, conn)
+    }
+
+    #[test]
+    fn the_hot_updates_are_prepared_once_per_connection() {
+        let (_dir, mut conn) = sqlite();
+        diesel::sql_query(
+            "INSERT INTO users (id, username, is_admin, is_external, channel, created_at, updated_at, status) \
+             VALUES ('u1', 'dana', 0, 1, 'default', '2026-01-01 00:00:00', '2026-01-01 00:00:00', 'active')",
+        )
+        .execute(&mut conn)
+        .unwrap();
+        diesel::sql_query(
+            "INSERT INTO external_identities (id, user_id, provider_id, issuer, subject, valid_until, refresh_state, \
+             refresh_failures, created_at, updated_at) VALUES ('i1', 'u1', 'op', 'https://op.example', 'sub-1', \
+             '2026-01-01 00:00:00', 'none', 0, '2026-01-01 00:00:00', '2026-01-01 00:00:00')",
+        )
+        .execute(&mut conn)
+        .unwrap();
+        let now = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap().naive_utc();
+        let session = sessions::SessionRow {
+            id: "s1".into(),
+            user_id: "u1".into(),
+            token_hash: "h1".into(),
+            provider_id: None,
+            provider_sid: None,
+            id_token_enc: None,
+            created_at: now,
+            expires_at: now,
+            revoked_at: None,
+            method: "password".into(),
+            ip: None,
+            user_agent: None,
+            last_seen_at: now,
+        };
+        sessions::insert(&mut conn, &session).unwrap();
+
+        let kept = Kept::default();
+        conn.set_instrumentation(kept.clone());
+        for _ in 0..3 {
+            assert!(sessions::touch(&mut conn, "s1", now).unwrap());
+            assert!(users::record_login(&mut conn, "u1", now).unwrap());
+            assert!(identities::record_login(&mut conn, "i1", now, Some("sealed"), Some(now), now).unwrap());
+            assert!(users::record_sso_sign_in(&mut conn, "u1", None, Some("Dana"), now).unwrap().is_some());
+        }
+        let kept = kept.0.lock().unwrap().clone();
+        let updates: Vec<&String> = kept.iter().filter(|sql| sql.starts_with("UPDATE")).collect();
+        assert_eq!(updates.len(), 4, "each UPDATE prepared once and kept: {updates:#?}");
+        for table in ["`sessions`", "`users` SET `last_login_at`", "`external_identities`", "`users` SET `email`"] {
+            assert!(updates.iter().any(|sql| sql.contains(table)), "{table} kept: {updates:#?}");
+        }
+
+        assert!(!sessions::touch(&mut conn, "no-such-session", now).unwrap());
+        assert!(!identities::record_login(&mut conn, "no-such-identity", now, None, None, now).unwrap());
+    }
 }

@@ -57,9 +57,10 @@ pub fn live_for_user(conn: &mut DbConnection, user_id: &str, now: NaiveDateTime)
         .load(conn)
 }
 
-/// Records a refresh of session `id`.
-pub fn touch(conn: &mut DbConnection, id: &str, at: NaiveDateTime) -> QueryResult<usize> {
-    Prepared(diesel::update(sessions::table.find(id)).set(sessions::last_seen_at.eq(at))).execute(conn)
+/// Records a refresh of session `id`; whether the session exists.
+pub fn touch(conn: &mut DbConnection, id: &str, at: NaiveDateTime) -> QueryResult<bool> {
+    let update = diesel::update(sessions::table.find(id)).set(sessions::last_seen_at.eq(at));
+    Ok(Prepared(update.returning(sessions::id)).get_optional::<String>(conn)?.is_some())
 }
 
 pub fn revoke(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> QueryResult<usize> {

@@ -182,6 +182,7 @@ pub fn record_sso_sign_in(
         users::updated_at.eq(now),
         users::last_login_at.eq(last_login),
     ));
+    // `as_returning` names its backend, so one statement per backend.
     match conn {
         DbConnection::Postgresql(pg) => Prepared(update.returning(UserRow::as_returning())).get_result(pg).optional(),
         DbConnection::Sqlite(lite) => Prepared(update.returning(UserRow::as_returning())).get_result(lite).optional(),
@@ -211,8 +212,10 @@ pub fn set_admin(conn: &mut DbConnection, id: &str, is_admin: bool) -> QueryResu
     Ok(changed > 0)
 }
 
-pub fn record_login(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> QueryResult<usize> {
-    Prepared(diesel::update(users::table.find(id)).set(users::last_login_at.eq(Some(now)))).execute(conn)
+/// Records a password sign-in of user `id`; whether the user exists.
+pub fn record_login(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> QueryResult<bool> {
+    let update = diesel::update(users::table.find(id)).set(users::last_login_at.eq(Some(now)));
+    Ok(Prepared(update.returning(users::id)).get_optional::<String>(conn)?.is_some())
 }
 
 pub fn delete(conn: &mut DbConnection, id: &str) -> QueryResult<usize> {
