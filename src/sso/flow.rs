@@ -180,7 +180,7 @@ async fn finish_checked(
     let provider = sso.providers.get(&pending.provider).ok_or_else(|| OidcError::UnknownProvider(pending.provider.clone()))?;
     let ready = provider.ready()?;
     check_issuer(&ready, &pending, &query)?;
-    refuse_used_state(sso, &pending).await?;
+    let state_hash = refuse_used_state(sso, &pending).await?;
     let code = query.code.filter(|c| !c.is_empty()).ok_or(OidcError::MissingCode)?;
     let mut steps = vec![("checks", started.elapsed())];
     let waited = Instant::now();
@@ -225,7 +225,7 @@ async fn finish_checked(
             return Ok(Finished::Refused(OidcError::AccessDenied(rule)));
         }
     };
-    let state = UsedState::of(sso, &pending);
+    let state = UsedState::of(sso, state_hash);
     if let Some(user_id) = &pending.link_user {
         account::link(sso, &provider.settings.id, profile, user_id, state, client).await?;
         steps.push(("link", recording.elapsed()));
@@ -297,18 +297,22 @@ fn check_issuer(ready: &Ready, pending: &PendingLogin, query: &CallbackQuery) ->
 /// provider (a replayed callback must not spend the code again). Only a
 /// read: the state is recorded as used in the sign-in's own transaction
 /// ([`account::sign_in`], [`account::link`]), which refuses it if a
-/// callback with the same state got there first.
-async fn refuse_used_state(sso: &Sso, pending: &PendingLogin) -> Result<(), OidcError> {
+/// callback with the same state got there first. The state's hash, as
+/// stored.
+async fn refuse_used_state(sso: &Sso, pending: &PendingLogin) -> Result<String, OidcError> {
     let hash = sha256_hex(&pending.state);
     let redeemed = match sso.redeemed.seen(&hash) {
         Seen::Redeemed => true,
         Seen::Fresh => false,
-        Seen::Unknown => sso.db.run(move |conn| db::oidc_states::is_used(conn, &hash)).await?,
+        Seen::Unknown => {
+            let hash = hash.clone();
+            sso.db.run(move |conn| db::oidc_states::is_used(conn, &hash)).await?
+        }
     };
     if redeemed {
         Err(OidcError::Replayed)
     } else {
-        Ok(())
+        Ok(hash)
     }
 }
 
@@ -330,18 +334,15 @@ pub struct UsedState {
 }
 
 impl UsedState {
-    fn of(sso: &Sso, pending: &PendingLogin) -> Self {
+    /// The state of hash `hash` (as [`refuse_used_state`] gives it).
+    fn of(sso: &Sso, hash: String) -> Self {
         use std::sync::atomic::Ordering;
         let now = sso.clock.now_naive();
         let seconds = now.and_utc().timestamp();
         let last = sso.states_purged_at.load(Ordering::Relaxed);
         let purge = seconds - last >= STATE_PURGE_SECS
             && sso.states_purged_at.compare_exchange(last, seconds, Ordering::Relaxed, Ordering::Relaxed).is_ok();
-        Self {
-            hash: sha256_hex(&pending.state),
-            expires: now + TimeDelta::seconds(USED_STATE_SECS),
-            purge_before: purge.then_some(now),
-        }
+        Self { hash, expires: now + TimeDelta::seconds(USED_STATE_SECS), purge_before: purge.then_some(now) }
     }
 
     /// Records it as used in the caller's transaction: `false` if it already was.
