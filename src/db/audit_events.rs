@@ -6,9 +6,10 @@ use diesel::prelude::*;
 use super::schema::audit_events;
 use super::DbConnection;
 
-/// One stored audit event; `detail` is a JSON object.
+/// One stored audit event; `detail` is a JSON object. A `None` is stored as
+/// `NULL`, so its `INSERT` has one shape, kept prepared by its type.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = audit_events)]
+#[diesel(table_name = audit_events, treat_none_as_default_value = false)]
 pub struct AuditRow {
     pub id: String,
     pub at: NaiveDateTime,
@@ -70,12 +71,60 @@ pub fn list(conn: &mut DbConnection, filter: &Filter) -> QueryResult<Vec<AuditRo
     query.order((t::at.desc(), t::id.desc())).limit(filter.limit).select(AuditRow::as_select()).load(conn)
 }
 
-/// Deletes at most `batch` events older than `cutoff`; how many went.
+/// Deletes at most `batch` events older than `cutoff`, the oldest first;
+/// how many went. Both statements walk the events in `(at, id)` order, the
+/// key SQLite stores them by and an index on PostgreSQL.
 pub fn delete_before(conn: &mut DbConnection, cutoff: NaiveDateTime, batch: i64) -> QueryResult<usize> {
     use audit_events as t;
-    let ids: Vec<String> = t::table.filter(t::at.lt(cutoff)).order(t::at.asc()).select(t::id).limit(batch).load(conn)?;
-    if ids.is_empty() {
-        return Ok(0);
+    let older = t::table.filter(t::at.lt(cutoff));
+    let last: Option<(NaiveDateTime, String)> =
+        older.order((t::at.asc(), t::id.asc())).select((t::at, t::id)).offset(batch - 1).first(conn).optional()?;
+    match last {
+        None => diesel::delete(older).execute(conn),
+        // The batch ends at `(at, id)`: `at <= t` alone is an index condition.
+        Some((at, id)) => diesel::delete(t::table.filter(t::at.le(at)).filter(t::at.lt(at).or(t::id.le(id)))).execute(conn),
     }
-    diesel::delete(t::table.filter(t::id.eq_any(&ids))).execute(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::Db;
+
+    fn event(id: &str, second: i64) -> AuditRow {
+        AuditRow {
+            id: id.into(),
+            at: chrono::DateTime::from_timestamp(1_800_000_000 + second, 0).unwrap().naive_utc(),
+            kind: "sign_in".into(),
+            outcome: "success".into(),
+            username: Some("dana".into()),
+            actor: None,
+            ip: None,
+            user_agent: None,
+            detail: "{}".into(),
+        }
+    }
+
+    fn ids_left(conn: &mut DbConnection) -> Vec<String> {
+        let all = Filter { limit: 100, ..Filter::default() };
+        let mut ids: Vec<String> = list(conn, &all).unwrap().into_iter().map(|row| row.id).collect();
+        ids.sort();
+        ids
+    }
+
+    #[test]
+    fn a_sweep_deletes_the_oldest_batch_exactly_even_among_ties() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = Db::connect_one(&crate::config::DatabaseUrl::Sqlite(dir.path().join("doorman.db"))).unwrap();
+        // Three events share second 1; the batch of 3 ends among them, by id.
+        let rows = [event("a", 0), event("c", 1), event("b", 1), event("d", 1), event("e", 2), event("f", 9)];
+        insert_all(&mut conn, &rows).unwrap();
+        let cutoff = event("", 5).at;
+
+        assert_eq!(delete_before(&mut conn, cutoff, 3).unwrap(), 3);
+        assert_eq!(ids_left(&mut conn), ["d", "e", "f"]);
+        assert_eq!(delete_before(&mut conn, cutoff, 3).unwrap(), 2);
+        assert_eq!(ids_left(&mut conn), ["f"], "the newer than the cutoff stays");
+        assert_eq!(delete_before(&mut conn, cutoff, 3).unwrap(), 0);
+    }
 }

@@ -490,4 +490,48 @@ mod tests {
         assert!(!sessions::touch(&mut conn, "no-such-session", now).unwrap());
         assert!(!identities::record_login(&mut conn, "no-such-identity", now, None, None, now).unwrap());
     }
+
+    /// Whether diesel keeps `query` prepared by its Rust type, without
+    /// writing its SQL again at each run.
+    fn kept_by_type<Q: diesel::query_builder::QueryId>(_query: &Q) -> bool {
+        Q::HAS_STATIC_QUERY_ID
+    }
+
+    #[test]
+    fn the_inserts_of_every_sign_in_are_kept_by_their_type() {
+        let now = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap().naive_utc();
+        let session = sessions::SessionRow {
+            id: "s1".into(),
+            user_id: "u1".into(),
+            token_hash: "h1".into(),
+            provider_id: None,
+            provider_sid: None,
+            id_token_enc: None,
+            created_at: now,
+            expires_at: now,
+            revoked_at: None,
+            method: "password".into(),
+            ip: None,
+            user_agent: None,
+            last_seen_at: now,
+        };
+        let event = audit_events::AuditRow {
+            id: "e1".into(),
+            at: now,
+            kind: "sign_in".into(),
+            outcome: "success".into(),
+            username: None,
+            actor: None,
+            ip: None,
+            user_agent: None,
+            detail: "{}".into(),
+        };
+        let state = (schema::used_oidc_states::state_hash.eq("h"), schema::used_oidc_states::expires_at.eq(now));
+        assert!(kept_by_type(&diesel::insert_into(schema::sessions::table).values(&session)));
+        assert!(kept_by_type(&diesel::insert_into(schema::audit_events::table).values(&event)));
+        assert!(kept_by_type(&diesel::insert_or_ignore_into(schema::used_oidc_states::table).values(state)));
+        // What a `None` left out would give: a statement written anew each time.
+        let shaped_by_values = (schema::sessions::id.eq("s1"), Some(schema::sessions::ip.eq("::1")));
+        assert!(!kept_by_type(&diesel::insert_into(schema::sessions::table).values(shaped_by_values)));
+    }
 }

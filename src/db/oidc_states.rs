@@ -33,10 +33,12 @@ pub fn purge_expired(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult
 /// that redeemed the same state at the same moment and committed first.
 pub fn mark_used(conn: &mut DbConnection, state_hash: &str, expires_at: NaiveDateTime) -> QueryResult<bool> {
     let row = (used_oidc_states::state_hash.eq(state_hash), used_oidc_states::expires_at.eq(expires_at));
-    let insert = diesel::insert_into(used_oidc_states::table).values(row);
     let inserted = match conn {
-        DbConnection::Postgresql(pg) => insert.on_conflict_do_nothing().execute(pg)?,
-        DbConnection::Sqlite(lite) => insert.on_conflict_do_nothing().execute(lite)?,
+        DbConnection::Postgresql(pg) => {
+            diesel::insert_into(used_oidc_states::table).values(row).on_conflict_do_nothing().execute(pg)?
+        }
+        // The same on SQLite; unlike `ON CONFLICT`, diesel keeps it prepared by its type.
+        DbConnection::Sqlite(lite) => diesel::insert_or_ignore_into(used_oidc_states::table).values(row).execute(lite)?,
     };
     Ok(inserted == 1)
 }

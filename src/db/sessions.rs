@@ -6,8 +6,10 @@ use diesel::prelude::*;
 use super::schema::sessions;
 use super::{DbConnection, Prepared};
 
+/// One browser session. A `None` is stored as `NULL`, so its `INSERT` has
+/// one shape, which diesel keeps prepared by its type.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, Identifiable)]
-#[diesel(table_name = sessions)]
+#[diesel(table_name = sessions, treat_none_as_default_value = false)]
 pub struct SessionRow {
     pub id: String,
     pub user_id: String,
