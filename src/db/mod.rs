@@ -438,6 +438,25 @@ mod tests {
         (dir, conn)
     }
 
+    /// Session `s1` of user `u1`, all its optional fields left empty.
+    fn session_of_u1(now: chrono::NaiveDateTime) -> sessions::SessionRow {
+        sessions::SessionRow {
+            id: "s1".into(),
+            user_id: "u1".into(),
+            token_hash: "h1".into(),
+            provider_id: None,
+            provider_sid: None,
+            id_token_enc: None,
+            created_at: now,
+            expires_at: now,
+            revoked_at: None,
+            method: "password".into(),
+            ip: None,
+            user_agent: None,
+            last_seen_at: now,
+        }
+    }
+
     #[test]
     fn the_hot_updates_are_prepared_once_per_connection() {
         let (_dir, mut conn) = sqlite();
@@ -455,21 +474,7 @@ mod tests {
         .execute(&mut conn)
         .unwrap();
         let now = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap().naive_utc();
-        let session = sessions::SessionRow {
-            id: "s1".into(),
-            user_id: "u1".into(),
-            token_hash: "h1".into(),
-            provider_id: None,
-            provider_sid: None,
-            id_token_enc: None,
-            created_at: now,
-            expires_at: now,
-            revoked_at: None,
-            method: "password".into(),
-            ip: None,
-            user_agent: None,
-            last_seen_at: now,
-        };
+        let session = session_of_u1(now);
         sessions::insert(&mut conn, &session).unwrap();
 
         let kept = Kept::default();
@@ -500,21 +505,7 @@ mod tests {
     #[test]
     fn the_inserts_of_every_sign_in_are_kept_by_their_type() {
         let now = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap().naive_utc();
-        let session = sessions::SessionRow {
-            id: "s1".into(),
-            user_id: "u1".into(),
-            token_hash: "h1".into(),
-            provider_id: None,
-            provider_sid: None,
-            id_token_enc: None,
-            created_at: now,
-            expires_at: now,
-            revoked_at: None,
-            method: "password".into(),
-            ip: None,
-            user_agent: None,
-            last_seen_at: now,
-        };
+        let session = session_of_u1(now);
         let event = audit_events::AuditRow {
             id: "e1".into(),
             at: now,
