@@ -56,8 +56,14 @@ fn timings(header: Option<&reqwest::header::HeaderValue>) -> Vec<(String, Durati
 #[derive(Clone, Copy)]
 struct Rp<'a> {
     base: &'a str,
-    authenticate: &'a str,
-    own: &'a str,
+    authenticate: &'static str,
+    own: &'static str,
+}
+
+impl Rp<'_> {
+    fn doorman(base: &str) -> Rp<'_> {
+        Rp { base, authenticate: "/oidc/authenticate", own: "doorman" }
+    }
 }
 
 async fn login(rp: Rp<'_>, user: &str) -> Sample {
@@ -126,7 +132,7 @@ async fn main() {
     settings.providers.push(op.provider_settings("real"));
     let app = Application::build_on(settings, listener, doorman::clock::Clock::system()).await.expect("doorman starts");
     tokio::spawn(app.run());
-    let doorman = Rp { base: &base, authenticate: "/oidc/authenticate", own: "doorman" };
+    let doorman = Rp::doorman(&base);
     let peer = peer_python.as_deref().map(|python| Peer::start(python, &op.issuer, peer_port, &dir.path().join("peer.db")));
     let peer_rp = Rp { base: &peer_base, authenticate: "/oidc/authenticate/", own: "peer" };
 
@@ -162,7 +168,7 @@ async fn main() {
         .map(|t| {
             let base = base.clone();
             tokio::spawn(async move {
-                let doorman = Rp { base: &base, authenticate: "/oidc/authenticate", own: "doorman" };
+                let doorman = Rp::doorman(&base);
                 for i in 0..per_task {
                     login(doorman, &format!("user{}", (t * per_task + i) % 20)).await;
                 }
