@@ -85,6 +85,19 @@ async fn login(rp: Rp<'_>, user: &str) -> Sample {
     Sample { total: started.elapsed(), authenticate, callback, callback_own: own, steps }
 }
 
+/// Complete logins per second at `rp`, `concurrency` at once, about `logins` in all.
+async fn throughput(rp: Rp<'_>, logins: usize, concurrency: usize) -> f64 {
+    let started = Instant::now();
+    let per_task = logins / concurrency;
+    let tasks = (0..concurrency).map(|t| async move {
+        for i in 0..per_task {
+            login(rp, &format!("user{}", (t * per_task + i) % 20)).await;
+        }
+    });
+    futures_util::future::join_all(tasks).await;
+    (per_task * concurrency) as f64 / started.elapsed().as_secs_f64()
+}
+
 fn percentile(mut values: Vec<Duration>, p: f64) -> Duration {
     values.sort();
     values[((values.len() as f64 - 1.0) * p).round() as usize]
@@ -161,24 +174,12 @@ async fn main() {
         }
         (out, peer_out)
     };
-    // Several at once: throughput.
-    let started = Instant::now();
-    let per_task = logins / concurrency;
-    let tasks: Vec<_> = (0..concurrency)
-        .map(|t| {
-            let base = base.clone();
-            tokio::spawn(async move {
-                let doorman = Rp::doorman(&base);
-                for i in 0..per_task {
-                    login(doorman, &format!("user{}", (t * per_task + i) % 20)).await;
-                }
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await.unwrap();
-    }
-    let rate = (per_task * concurrency) as f64 / started.elapsed().as_secs_f64();
+    // Several at once: throughput, then the peer's.
+    let rate = throughput(Rp::doorman(&base), logins, concurrency).await;
+    let peer_rate = match peer {
+        Some(_) => Some(throughput(peer_rp, logins, concurrency).await),
+        None => None,
+    };
 
     let row = |what: &str, f: fn(&Sample) -> Duration| print_row(&samples, what, f);
     println!("{logins} logins through oidc-provider on loopback (auto consent), doorman on SQLite, release build");
@@ -223,6 +224,11 @@ async fn main() {
             ms(theirs),
             theirs.as_secs_f64() / ours.as_secs_f64()
         );
+        if let Some(peer_rate) = peer_rate {
+            println!(
+                "complete logins per second, {concurrency} at once (the provider's pages included): doorman {rate:.0}, the peer {peer_rate:.0}"
+            );
+        }
     }
     drop(peer);
     drop(op);

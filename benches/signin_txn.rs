@@ -1,8 +1,10 @@
 //! The sign-in's write transaction alone, on SQLite, step by step: what a
 //! returning user's sign-in through a provider stores (the used `state`,
 //! the identity, the user, their view, the session and the audit event),
-//! run back to back ("warm") and after 2 ms idle each ("idle first", as a
-//! callback finds the machine after waiting on the provider).
+//! run back to back ("warm"), after 2 ms idle each ("idle first", as a
+//! callback finds the machine after waiting on the provider), and after
+//! 32 MiB of other memory was written each ("caches cold", as a callback
+//! finds the CPU's caches after the provider ran on the same cores).
 //!
 //!   cargo bench --bench signin_txn          (ROUNDS=600 to change)
 
@@ -76,6 +78,14 @@ fn event(n: usize, now: NaiveDateTime) -> AuditRow {
     }
 }
 
+/// What happens before each sign-in.
+#[derive(Clone, Copy)]
+enum Before {
+    Nothing,
+    Idle,
+    OtherMemory,
+}
+
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
@@ -104,11 +114,19 @@ fn main() {
     println!("| run | total | {} |", STEPS.join(" | "));
     println!("| --- | ---: |{}", " ---: |".repeat(STEPS.len()));
     let mut n = 0;
-    for (label, idle) in [("warm", None), ("idle first", Some(Duration::from_millis(2)))] {
+    let mut elsewhere = vec![0u8; 32 << 20];
+    for (label, before) in [("warm", Before::Nothing), ("idle first", Before::Idle), ("caches cold", Before::OtherMemory)] {
         let samples: Vec<Vec<Duration>> = (0..rounds)
             .map(|_| {
-                if let Some(idle) = idle {
-                    std::thread::sleep(idle);
+                match before {
+                    Before::Nothing => {}
+                    Before::Idle => std::thread::sleep(Duration::from_millis(2)),
+                    Before::OtherMemory => {
+                        for line in elsewhere.chunks_mut(64) {
+                            line[0] = line[0].wrapping_add(1);
+                        }
+                        std::hint::black_box(&elsewhere);
+                    }
                 }
                 n += 1;
                 sign_in(&mut conn, n, now)

@@ -251,7 +251,11 @@ impl From<&AuditRow> for EventJson {
 }
 
 /// Writes the log line of each stored event; called once they are committed.
+/// Nothing is serialised when the log leaves such lines out.
 pub fn log_stored(rows: &[AuditRow]) {
+    if !log::log_enabled!(target: LOG_TARGET, log::Level::Info) {
+        return;
+    }
     for row in rows {
         let line = serde_json::to_string(&EventJson::from(row)).unwrap_or_default();
         log::info!(target: LOG_TARGET, "{line}");

@@ -86,6 +86,33 @@ async fn second_login_finds_the_same_user_and_follows_email(backend: Backend) {
 }
 both_backends!(second_login_finds_the_same_user_and_follows_email);
 
+/// A returning user's sign-in updates the identity this instance saw last;
+/// once that row is gone, the same provider account is a new user.
+async fn a_deleted_external_user_signs_in_again_as_a_new_one(backend: Backend) {
+    let (app, op) = app_with_op(backend).await;
+    assert_eq!(app.sso_login("fake").await.status(), 302);
+    assert_eq!(app.another_browser().sso_login("fake").await.status(), 302, "a returning user");
+    app.create_user("root", "root password", true);
+    let admin = app.another_browser();
+    assert_eq!(admin.login("root", "root password").await.status(), 200);
+    assert_eq!(admin.delete("/users/sso.user").await.status(), 204);
+
+    op.set_user(FakeUser {
+        subject: "subject-1".into(),
+        email: "sso.user@example.com".into(),
+        preferred_username: Some("sso.user".into()),
+    });
+    for _ in 0..2 {
+        let again = app.another_browser();
+        assert_eq!(again.sso_login("fake").await.status(), 302);
+        let me: serde_json::Value = again.get("/me").await.json().await.unwrap();
+        assert_eq!(me["username"], "sso.user");
+    }
+    assert_eq!(app.user_count().await, 2, "root and the new user");
+    assert_error(app.get("/me").await, 401, "invalid_session").await;
+}
+both_backends!(a_deleted_external_user_signs_in_again_as_a_new_one);
+
 async fn same_email_other_subject_is_another_user(backend: Backend) {
     let (app, op) = app_with_op(backend).await;
     app.create_user("sso.user", "local password", false);
