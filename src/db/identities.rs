@@ -60,18 +60,30 @@ pub fn find_by_user_provider(conn: &mut DbConnection, user_id: &str, provider_id
         .optional()
 }
 
-/// Records a fresh sign-in: `valid_until`, the refresh token (if any) and
-/// when to refresh next. Whether the identity exists.
+/// An identity as a sign-in names it: its row, which must still be the
+/// provider's account (`issuer`, `subject`).
+#[derive(Debug, Clone, Copy)]
+pub struct Named<'a> {
+    pub id: &'a str,
+    pub issuer: &'a str,
+    pub subject: &'a str,
+}
+
+/// Records a sign-in through identity `named`: its new `valid_until` and
+/// refresh token, its failures and lease cleared. The id of the user it
+/// belongs to, or `None` when no row is that id with that issuer and
+/// subject (an id remembered from an earlier sign-in, since unlinked).
 pub fn record_login(
     conn: &mut DbConnection,
-    id: &str,
+    named: Named<'_>,
     valid_until: NaiveDateTime,
     refresh_token_enc: Option<&str>,
     next_refresh_at: Option<NaiveDateTime>,
     now: NaiveDateTime,
-) -> QueryResult<bool> {
+) -> QueryResult<Option<String>> {
     let state = if refresh_token_enc.is_some() { refresh_state::ACTIVE } else { refresh_state::NONE };
-    let update = diesel::update(ei::table.find(id)).set((
+    let row = ei::table.find(named.id).filter(ei::issuer.eq(named.issuer)).filter(ei::subject.eq(named.subject));
+    let update = diesel::update(row).set((
         ei::valid_until.eq(valid_until),
         ei::refresh_token_enc.eq(refresh_token_enc),
         ei::refresh_state.eq(state),
@@ -80,7 +92,7 @@ pub fn record_login(
         ei::lease_until.eq(None::<NaiveDateTime>),
         ei::updated_at.eq(now),
     ));
-    Ok(Prepared(update.returning(ei::id)).get_optional::<String>(conn)?.is_some())
+    Prepared(update.returning(ei::user_id)).get_optional::<String>(conn)
 }
 
 /// How a refresh at the provider ended, as stored.

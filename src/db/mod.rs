@@ -482,7 +482,11 @@ mod tests {
         for _ in 0..3 {
             assert!(sessions::touch(&mut conn, "s1", now).unwrap());
             assert!(users::record_login(&mut conn, "u1", now).unwrap());
-            assert!(identities::record_login(&mut conn, "i1", now, Some("sealed"), Some(now), now).unwrap());
+            let i1 = identities::Named { id: "i1", issuer: "https://op.example", subject: "sub-1" };
+            assert_eq!(
+                identities::record_login(&mut conn, i1, now, Some("sealed"), Some(now), now).unwrap().as_deref(),
+                Some("u1")
+            );
             assert!(users::record_sso_sign_in(&mut conn, "u1", None, Some("Dana"), now).unwrap().is_some());
         }
         let kept = kept.0.lock().unwrap().clone();
@@ -493,7 +497,13 @@ mod tests {
         }
 
         assert!(!sessions::touch(&mut conn, "no-such-session", now).unwrap());
-        assert!(!identities::record_login(&mut conn, "no-such-identity", now, None, None, now).unwrap());
+        let unknown = identities::Named { id: "no-such-identity", issuer: "https://op.example", subject: "sub-1" };
+        assert_eq!(identities::record_login(&mut conn, unknown, now, None, None, now).unwrap(), None);
+        // An id with another account's issuer or subject records nothing.
+        let other_subject = identities::Named { id: "i1", issuer: "https://op.example", subject: "sub-2" };
+        assert_eq!(identities::record_login(&mut conn, other_subject, now, None, None, now).unwrap(), None);
+        let other_issuer = identities::Named { id: "i1", issuer: "https://other.example", subject: "sub-1" };
+        assert_eq!(identities::record_login(&mut conn, other_issuer, now, None, None, now).unwrap(), None);
     }
 
     /// Whether diesel keeps `query` prepared by its Rust type, without

@@ -8,6 +8,7 @@ use super::flow::UsedState;
 use super::{OidcError, Sso};
 use crate::config::AuthSettings;
 use crate::crypto::Vault;
+use crate::db::audit_events::AuditRow;
 use crate::db::identities::{self, IdentityRow};
 use crate::db::users::{self, UserView};
 use crate::db::{self, DbConnection, DbError};
@@ -105,21 +106,27 @@ pub async fn sign_in(
     };
     let origin = SessionOrigin::sso(provider_id, client);
     let mut session = sso.identity.sessions.new_session("", &origin, Some(login));
+    let account = (profile.issuer.clone(), profile.subject.clone());
     for attempt in 0..3 {
+        let known = sso.identity_ids.get(&account);
         let (vault, profile, new_user, used) = (sso.vault.clone(), profile.clone(), new_user.clone(), state.clone());
         let (audit, client, method) = (sso.identity.audit.clone(), client.clone(), origin.method.clone());
-        let mut row = session.row.clone();
+        let (mut row, hint) = (session.row.clone(), known.clone());
         let result = sso
             .db
             .run(move |conn| {
                 db::write_transaction(conn, |conn| {
                     if !used.record(conn)? {
-                        return Ok(Some((Stored::Replayed, Vec::new(), None)));
+                        let replayed =
+                            Recorded { stored: Stored::Replayed, events: Vec::new(), admin_changed: None, identity_id: None };
+                        return Ok(Some(replayed));
                     }
-                    let Some(Upserted { user, created, admin_changed }) = upsert(conn, &vault, &profile, &new_user)? else {
+                    let Some(Upserted { user, identity_id, created, admin_changed }) =
+                        upsert(conn, &vault, &profile, &new_user, hint.as_deref())?
+                    else {
                         return Ok(None);
                     };
-                    let demoted_or_promoted = admin_changed.then(|| user.user.id.clone());
+                    let admin_changed = admin_changed.then(|| user.user.id.clone());
                     let by = client.by(&user.user.username);
                     let mut events = Vec::new();
                     if created {
@@ -150,7 +157,7 @@ pub async fn sign_in(
                         }
                     };
                     db::audit_events::insert_all(conn, &events)?;
-                    Ok(Some((stored, events, demoted_or_promoted)))
+                    Ok(Some(Recorded { stored, events, admin_changed, identity_id: Some(identity_id) }))
                 })
             })
             .await;
@@ -163,10 +170,13 @@ pub async fn sign_in(
             // row; two callbacks of one state at once: the loser finds it used.
             Err(err) if err.is_unique_violation() && attempt < 2 => continue,
             Err(err) => return Err(err.into()),
-            Ok(Some((stored, events, admin_changed))) => {
+            Ok(Some(Recorded { stored, events, admin_changed, identity_id })) => {
                 audit::log_stored(&events);
                 if let Some(user_id) = admin_changed {
                     sso.identity.revocations.forget(&Revoked::User(user_id));
+                }
+                if let Some(id) = identity_id.filter(|id| known.as_ref() != Some(id)) {
+                    sso.identity_ids.insert(account, id);
                 }
                 return Ok(match stored {
                     Stored::Session(stored) => {
@@ -183,6 +193,17 @@ pub async fn sign_in(
         }
     }
     Err(OidcError::Db(DbError::Query(diesel::result::Error::NotFound)))
+}
+
+/// What the sign-in's transaction stored, and what to do once it committed.
+struct Recorded {
+    stored: Stored,
+    /// Its audit events, to log.
+    events: Vec<AuditRow>,
+    /// The user whose admin flag the provider's groups changed.
+    admin_changed: Option<String>,
+    /// The identity signed in through (none if the `state` was used).
+    identity_id: Option<String>,
 }
 
 /// What the sign-in's transaction did.
@@ -229,7 +250,8 @@ pub async fn link(
                     Some(identity) if identity.user_id != user_id => return Ok(Err(OidcError::IdentityTaken)),
                     Some(identity) => {
                         let sealed = profile.refresh_token.as_ref().map(|t| vault.seal(&refresh_token_context(&identity.id), t));
-                        identities::record_login(conn, &identity.id, valid_until, sealed.as_deref(), next_refresh, now)?;
+                        let named = identities::Named { id: &identity.id, issuer: &identity.issuer, subject: &identity.subject };
+                        identities::record_login(conn, named, valid_until, sealed.as_deref(), next_refresh, now)?;
                         false
                     }
                     None => {
@@ -282,20 +304,19 @@ fn upsert(
     vault: &Vault,
     profile: &ExternalProfile,
     new: &NewExternalUser,
+    known: Option<&str>,
 ) -> diesel::QueryResult<Option<Upserted>> {
     let email = profile.email.as_deref().filter(|e| valid_email(e));
     let name = profile.name.as_deref().map(|n| n.chars().filter(|c| !c.is_control()).take(200).collect::<String>());
-    if let Some(identity) = identities::find_by_subject(conn, &profile.issuer, &profile.subject)? {
+    if let Some((identity_id, user_id)) = record_identity_login(conn, vault, profile, new, known)? {
         let admin_changed = match new.admission.is_admin {
-            Some(is_admin) => follow_admin_groups(conn, &identity.user_id, is_admin)?,
+            Some(is_admin) => follow_admin_groups(conn, &user_id, is_admin)?,
             None => false,
         };
-        let sealed = profile.refresh_token.as_ref().map(|t| vault.seal(&refresh_token_context(&identity.id), t));
-        identities::record_login(conn, &identity.id, new.valid_until, sealed.as_deref(), new.next_refresh, new.now)?;
-        let Some(row) = users::record_sso_sign_in(conn, &identity.user_id, email, name.as_deref(), new.now)? else {
+        let Some(row) = users::record_sso_sign_in(conn, &user_id, email, name.as_deref(), new.now)? else {
             return Ok(None);
         };
-        return Ok(Some(Upserted { user: users::view_of(conn, row)?, created: false, admin_changed }));
+        return Ok(Some(Upserted { user: users::view_of(conn, row)?, identity_id, created: false, admin_changed }));
     }
     let username = unique_username(conn, &new.base_name)?;
     let is_admin = new.admission.is_admin.unwrap_or(false);
@@ -307,13 +328,44 @@ fn upsert(
         user.last_login_at = Some(new.now);
     }
     users::insert(conn, &user)?;
-    insert_identity(conn, vault, profile, &new.provider_id, &user.id, new.valid_until, new.next_refresh, new.now)?;
-    Ok(users::view_by_id(conn, &user.id)?.map(|user| Upserted { user, created: true, admin_changed: false }))
+    let identity_id =
+        insert_identity(conn, vault, profile, &new.provider_id, &user.id, new.valid_until, new.next_refresh, new.now)?;
+    Ok(users::view_by_id(conn, &user.id)?.map(|user| Upserted { user, identity_id, created: true, admin_changed: false }))
+}
+
+/// Records the sign-in on the stored identity of `profile`, if there is
+/// one: (its id, its user's id). `known` is the id this instance last saw
+/// it under, tried first: the update checks that it is still the
+/// provider's (issuer, subject), so an id since unlinked only costs the
+/// lookup it was to save.
+fn record_identity_login(
+    conn: &mut DbConnection,
+    vault: &Vault,
+    profile: &ExternalProfile,
+    new: &NewExternalUser,
+    known: Option<&str>,
+) -> diesel::QueryResult<Option<(String, String)>> {
+    let record = |conn: &mut DbConnection, id: &str| {
+        let sealed = profile.refresh_token.as_ref().map(|t| vault.seal(&refresh_token_context(id), t));
+        let named = identities::Named { id, issuer: &profile.issuer, subject: &profile.subject };
+        identities::record_login(conn, named, new.valid_until, sealed.as_deref(), new.next_refresh, new.now)
+    };
+    if let Some(id) = known {
+        if let Some(user_id) = record(conn, id)? {
+            return Ok(Some((id.to_string(), user_id)));
+        }
+    }
+    match identities::find_by_subject(conn, &profile.issuer, &profile.subject)? {
+        Some(identity) => Ok(record(conn, &identity.id)?.map(|user_id| (identity.id, user_id))),
+        None => Ok(None),
+    }
 }
 
 /// The user a sign-in found or created.
 struct Upserted {
     user: UserView,
+    /// Its identity at the provider.
+    identity_id: String,
     created: bool,
     /// The provider's `admin_groups` changed the user's admin flag.
     admin_changed: bool,
@@ -341,13 +393,13 @@ fn insert_identity(
     valid_until: NaiveDateTime,
     next_refresh: Option<NaiveDateTime>,
     now: NaiveDateTime,
-) -> diesel::QueryResult<()> {
+) -> diesel::QueryResult<String> {
     let identity_id = db::new_id();
     let sealed = profile.refresh_token.as_ref().map(|t| vault.seal(&refresh_token_context(&identity_id), t));
     identities::insert(
         conn,
         &IdentityRow {
-            id: identity_id,
+            id: identity_id.clone(),
             user_id: user_id.to_string(),
             provider_id: provider_id.to_string(),
             issuer: profile.issuer.clone(),
@@ -361,7 +413,8 @@ fn insert_identity(
             created_at: now,
             updated_at: now,
         },
-    )
+    )?;
+    Ok(identity_id)
 }
 
 /// The name a new user is given: from `preferred_username`, else the

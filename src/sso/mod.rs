@@ -71,6 +71,11 @@ pub fn http_client() -> anyhow::Result<reqwest::Client> {
         .build()?)
 }
 
+/// How many identity ids [`Sso`] keeps for returning users (each about
+/// 200 bytes), and how long one unused is kept.
+const IDENTITY_IDS_KEPT: u64 = 50_000;
+const IDENTITY_IDS_IDLE: Duration = Duration::from_secs(24 * 3600);
+
 /// Single sign-on of one instance: the providers, the HTTP client that
 /// talks to them, and the immediate refreshes in flight.
 pub struct Sso {
@@ -91,6 +96,11 @@ pub struct Sso {
     states_purged_at: std::sync::atomic::AtomicI64,
     /// The sign-in states redeemed lately, for the check before a code is spent.
     redeemed: redeemed::Redeemed,
+    /// (issuer, subject) -> the id of its stored identity, as the last
+    /// sign-in found it: a returning user's sign-in updates that row at
+    /// once instead of looking it up first. Only a hint: the update checks
+    /// the row is still that account's.
+    identity_ids: moka::sync::Cache<(String, String), String>,
 }
 
 impl Sso {
@@ -106,6 +116,7 @@ impl Sso {
             background: Default::default(),
             states_purged_at: Default::default(),
             redeemed: redeemed::Redeemed::new(Duration::from_secs(flow::USED_STATE_SECS as u64)),
+            identity_ids: moka::sync::Cache::builder().max_capacity(IDENTITY_IDS_KEPT).time_to_idle(IDENTITY_IDS_IDLE).build(),
             identity,
             settings,
         })
