@@ -327,6 +327,25 @@ async fn linking_a_second_provider(backend: Backend) {
 }
 both_backends!(linking_a_second_provider);
 
+/// The identity id an instance remembers for a provider account is only a
+/// hint: once that row is gone and the account is linked to another user,
+/// the sign-in finds the new row and reaches that user.
+async fn an_account_linked_anew_after_its_user_was_deleted_reaches_the_new_user(backend: Backend) {
+    let (app, _op) = app(backend, AccessRules::default()).await;
+    assert_eq!(app.sso_login("fake").await.status(), 302);
+    app.create_user("root", "root password", true);
+    let root = app.another_browser();
+    assert_eq!(root.login("root", "root password").await.status(), 200);
+    assert_eq!(root.delete("/users/sso.user").await.status(), 204);
+    assert_eq!(link(&root, "fake").await.status(), 302);
+
+    let again = app.another_browser();
+    assert_eq!(again.sso_login("fake").await.status(), 302);
+    assert_eq!(me(&again).await["username"], "root");
+    assert_eq!(app.user_count().await, 1);
+}
+both_backends!(an_account_linked_anew_after_its_user_was_deleted_reaches_the_new_user);
+
 async fn azp_must_be_our_client(backend: Backend) {
     let (app, op) = app(backend, AccessRules::default()).await;
     op.set(|k| k.azp = Some("another-client".into()));
