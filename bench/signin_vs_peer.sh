@@ -8,6 +8,7 @@
 #   bench/signin_vs_peer.sh               # LOGINS=150
 #   LOGINS=300 bench/signin_vs_peer.sh
 #   BLOCK=1 bench/signin_vs_peer.sh       # alternate login by login (default: 25 at a time)
+#   PGO=1 bench/signin_vs_peer.sh         # doorman built with the sign-in's profile (scripts/pgo.sh)
 #
 # The peer's packages go into a virtual environment under target/ (pinned in
 # bench/peer/requirements.txt); the provider's from tests/idp's lockfile.
@@ -21,4 +22,11 @@ if ! "$venv/bin/python" -c 'import django, mozilla_django_oidc, rest_framework_s
 fi
 [ -d tests/idp/node_modules/oidc-provider ] || (cd tests/idp && npm ci --silent)
 
-LOGINS="${LOGINS:-150}" PEER_PYTHON="$PWD/$venv/bin/python" cargo bench --bench signin
+export LOGINS="${LOGINS:-150}" PEER_PYTHON="$PWD/$venv/bin/python"
+if [ "${PGO:-0}" = 1 ]; then
+    [ -f target/pgo/doorman.profdata ] || scripts/pgo.sh profile
+    scripts/pgo.sh build
+    "$(cat target/pgo/signin-bench)" --bench
+else
+    cargo bench --bench signin
+fi
